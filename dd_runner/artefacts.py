@@ -1,0 +1,109 @@
+"""Files a run leaves in its directory. Every write is atomic (temporary file + rename), so a file that
+exists is complete; `metrics.json` is written last and marks a finished run.
+
+    distilled.safetensors  data, targets, lrs, classes; metadata in the header
+    metrics.json           test/acc_mean, test/acc_std, test/n_nets, baselines/<name>/..., timing
+    images.png             image datasets: a row per step, a column per class, labelled with lrs
+    config.yaml            the resolved config
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict
+
+import torch
+from omegaconf import OmegaConf
+
+FORMAT_VERSION = "1"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; artefacts are ordinary files
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: Dict[str, Any]) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def write_config(path: Path, cfg) -> None:
+    atomic_write_bytes(path, OmegaConf.to_yaml(cfg, resolve=True).encode())
+
+
+def save_tensors(path: Path, tensors: Dict[str, torch.Tensor], metadata: Dict[str, str]) -> None:
+    from safetensors.torch import save
+
+    payload = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata=metadata)
+    atomic_write_bytes(path, payload)
+
+
+def distilled_metadata(cfg, data, synth) -> Dict[str, str]:
+    return {
+        "format": f"dd-runner/{FORMAT_VERSION}",
+        "dataset": data.name, "model": cfg.model.name, "method": cfg.method.name,
+        "modality": data.modality, "task": data.task,
+        "normalisation": json.dumps(data.normalisation),
+        "class_names": json.dumps(list(data.class_names)),
+        "steps": str(synth.steps), "epochs": str(synth.epochs), "ipc": str(synth.ipc),
+        "label_type": synth.label_type, "init_mode": cfg.init.mode, "seed": str(cfg.seed),
+    }
+
+
+def save_distilled(path: Path, cfg, data, synth) -> None:
+    with torch.no_grad():
+        tensors = {"data": synth.data, "targets": synth.all_targets(), "lrs": synth.lrs(), "classes": synth.classes}
+    save_tensors(path, {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()},
+                 distilled_metadata(cfg, data, synth))
+
+
+def save_image_grid(path: Path, synth, data) -> None:
+    """A row per step, a column per synthetic example (class order), titled with the class; the row label
+    lists the step's learned lr in each epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mean = torch.tensor(data.normalisation.get("mean") or [0.0]).view(-1, 1, 1)
+    std = torch.tensor(data.normalisation.get("std") or [1.0]).view(-1, 1, 1)
+    images = (synth.data.detach().float().cpu() * std + mean).clamp(0, 1)
+    lrs = synth.lrs().detach().cpu().view(synth.epochs, synth.steps)
+    targets = synth.all_targets().detach().cpu()
+    rows, cols = images.shape[:2]
+    fig, axes = plt.subplots(rows, cols, figsize=(1.1 * cols + 1.2, 1.25 * rows + 0.3), squeeze=False)
+    for s in range(rows):
+        for j in range(cols):
+            ax = axes[s][j]
+            img = images[s, j]
+            ax.imshow(img[0] if img.shape[0] == 1 else img.permute(1, 2, 0), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([]), ax.set_yticks([])
+            label = data.class_names[int(targets[s, j].argmax())]
+            ax.set_title(label if synth.label_type == "hard" else f"{label} ({targets[s, j].max():.2f})", fontsize=8)
+        lr_text = "/".join(f"{lr:.3g}" for lr in lrs[:, s].tolist())
+        axes[s][0].set_ylabel(f"step {s}\nlr {lr_text}", fontsize=7)
+    fig.tight_layout()
+    tmp = Path(path).with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)

@@ -1,0 +1,95 @@
+"""Pre-flight check of `dd-run`'s command line: compose every job's config with Hydra's compose API and
+validate it before Hydra starts, so a typo costs one line and exit code 2 instead of a stack trace (or a
+sweep that fails in job 37). Hydra's own flags (--help, --cfg, -cn, ...) are left to Hydra.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+from omegaconf import OmegaConf
+
+from dd_runner.errors import ConfigError, did_you_mean
+
+CONFIG_MODULE = "dd_runner.conf"
+
+
+def _chain(exc: BaseException):
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def explain(exc: BaseException, base) -> str:
+    """One line for a composition error, naming the valid keys or options."""
+    from hydra.errors import MissingConfigException
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+    for e in _chain(exc):
+        if isinstance(e, MissingConfigException) and e.missing_cfg_file and "/" in e.missing_cfg_file:
+            group, _, option = e.missing_cfg_file.rpartition("/")
+            options = list(e.options or [])
+            return (f"unknown {group} option '{option}'{did_you_mean(option, options)}; "
+                    f"valid: {', '.join(o for o in options if not o.startswith('base_'))}")
+        if isinstance(e, (ConfigKeyError, ConfigAttributeError)) and getattr(e, "full_key", None):
+            parent, _, leaf = e.full_key.rpartition(".")
+            node = OmegaConf.select(base, parent) if parent else base
+            keys = sorted(node.keys()) if node is not None and OmegaConf.is_dict(node) else []
+            where = f"of {parent}" if parent else "(top level)"
+            hint = did_you_mean(leaf, keys).replace("'", f"'{parent}.", 1) if parent else did_you_mean(leaf, keys)
+            return f"unknown key '{e.full_key}'{hint}; valid keys {where}: {', '.join(keys)}"
+        if isinstance(e, OmegaConfBaseException) and getattr(e, "full_key", None):
+            reason = str(getattr(e, "msg", e)).splitlines()[0]
+            return f"invalid value for {e.full_key}: {reason}"
+    return str(exc).strip().splitlines()[0]
+
+
+def job_overrides(argv: List[str]) -> Optional[List[List[str]]]:
+    """The override lists of the jobs `argv` would start, or None when Hydra should decide alone."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    multirun = any(a in ("-m", "--multirun") for a in argv)
+    if any(a.startswith("-") and a not in ("-m", "--multirun") for a in argv):
+        return None
+    overrides = [a for a in argv if not a.startswith("-") and not a.lstrip("+~").startswith("hydra")]
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception as e:  # hydra's OverrideParseException
+        sliced = next((o for o in overrides if "[" in o and "_split=" in o), None)
+        if sliced:  # Hydra reads [...] as a list: a split slice has to be quoted inside the override
+            key, _, value = sliced.partition("=")
+            raise ConfigError(f"quote split slices for Hydra: '{key}=\"{value}\"' (the shell removes outer quotes)") from None
+        raise ConfigError(f"cannot parse the overrides: {str(e).splitlines()[0]}") from None
+    if not multirun:
+        sweeps = [o.input_line for o in parsed if o.is_sweep_override()]
+        if sweeps:
+            raise ConfigError(f"{sweeps[0]} is a sweep: add -m (dd-run -m {' '.join(argv)})")
+        return [overrides]
+    try:
+        batches = BasicSweeper.split_arguments(parsed, None)
+    except Exception:  # sweeps only another sweeper understands (optuna ranges): let it check them
+        return [[o.input_line for o in parsed if not o.is_sweep_override()]]
+    unique = {tuple(job): None for batch in batches for job in batch}
+    return [list(job) for job in unique]
+
+
+def preflight(argv: List[str]) -> None:
+    """Raise ConfigError (one line) if any job of this command line has an invalid config."""
+    from hydra import compose, initialize_config_module
+
+    from dd_runner.config.validate import validate
+
+    jobs = job_overrides(argv)
+    if jobs is None:
+        return
+    with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
+        base = compose("config")
+        for overrides in jobs:
+            try:
+                cfg = compose("config", overrides=overrides)
+            except Exception as e:
+                raise ConfigError(explain(e, base)) from None
+            validate(cfg)

@@ -1,0 +1,43 @@
+"""Model selection during distillation: validation accuracy every `eval.every` iterations on networks
+reserved for validation, keeping the best synthetic set (`eval.select=best`) or the last one."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import statistics
+
+from dd_runner.eval.protocol import accuracies
+
+log = logging.getLogger(__name__)
+
+
+class ValidationSelection:
+    def __init__(self, ctx, synth):
+        e = ctx.cfg.eval
+        self.ctx = ctx
+        self.every = e.every if e.every is not None else max(1, ctx.cfg.distill.iterations // 10)
+        self.keep_best = e.select == "best"
+        self.nets = ctx.inits.eval_nets(e.val_nets, purpose="val")
+        self.best_acc, self.best_iteration = -1.0, 0
+        self.best_state = copy.deepcopy(synth.state_dict())
+
+    def due(self, iteration: int) -> bool:
+        return self.every > 0 and iteration % self.every == 0
+
+    def check(self, iteration: int, synth) -> float:
+        """Validation accuracy of the current set (iteration counts completed outer steps)."""
+        accs = accuracies(self.ctx.learner, self.nets, synth.unrolled(), self.ctx.data.val, self.ctx.cfg.eval.batch_size)
+        acc = statistics.fmean(accs)
+        if acc > self.best_acc:
+            self.best_acc, self.best_iteration = acc, iteration
+            self.best_state = copy.deepcopy(synth.state_dict())
+        return acc
+
+    def finish(self, synth, iterations: int) -> None:
+        """Score the final set, then keep the best one if asked to."""
+        if self.every > 0 and iterations % self.every != 0:
+            self.check(iterations, synth)
+        if self.keep_best and self.best_iteration != iterations and self.every > 0:
+            log.info("keeping the distilled set of iteration %d (val acc %.4f)", self.best_iteration, self.best_acc)
+            synth.load_state_dict(self.best_state)

@@ -1,0 +1,80 @@
+"""Init modes: where the networks the distilled data must train come from (p(theta_0) in Algorithm 1).
+
+- fixed: one theta_0 drawn from the seed, used for distillation and for evaluation;
+- random: a fresh theta_0 ~ p(theta) for every sampled net of every outer step; evaluation uses
+  `eval.nets` draws from a separate seed stream, never seen in training;
+- pretrained: theta_0 loaded from a checkpoint; parameters named by `init.resample` are redrawn per net.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List
+
+from dd_runner.errors import ConfigError, DataError
+from dd_runner.models.learner import Learner, Params
+from dd_runner.seeding import derive_seed
+
+INIT_MODES = ("fixed", "random", "pretrained")
+
+
+def load_checkpoint(path: str, learner: Learner) -> dict:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not Path(path).is_file():
+        raise DataError(f"init.checkpoint={path} does not exist; write one with `dd-run mode=train` "
+                        "(it saves <run dir>/model.safetensors)")
+    try:
+        state = load_file(path)
+    except (SafetensorError, OSError) as e:
+        raise DataError(f"init.checkpoint={path} is not a readable safetensors file: {e}") from None
+    missing = [n for n in learner.names if n not in state]
+    wrong = [n for n in learner.names if n in state and tuple(state[n].shape) != tuple(learner.module.get_parameter(n).shape)]
+    if missing or wrong:
+        raise ConfigError(f"init.checkpoint={path} does not fit this model: "
+                          f"missing {missing[:3]}{'...' if len(missing) > 3 else ''}, wrong shape {wrong[:3]}")
+    return state
+
+
+class InitSampler:
+    def __init__(self, init_cfg, learner: Learner, seed: int):
+        if init_cfg.mode not in INIT_MODES:
+            raise ConfigError(f"init.mode='{init_cfg.mode}' is not one of {', '.join(INIT_MODES)}")
+        self.mode = init_cfg.mode
+        self.learner = learner
+        self.seed = seed
+        self.resample = tuple(init_cfg.resample or ())
+        self.theta0 = None
+        if self.mode == "fixed":
+            self.theta0 = learner.draw(derive_seed(seed, "theta0"))
+        elif self.mode == "pretrained":
+            if not init_cfg.checkpoint:
+                raise ConfigError("init=pretrained needs init.checkpoint=PATH (a model.safetensors from `dd-run mode=train`)")
+            self.theta0 = learner.params_from_state(load_checkpoint(init_cfg.checkpoint, learner))
+
+    @property
+    def varies(self) -> bool:
+        """Whether different nets get different theta_0 (otherwise one net says everything)."""
+        return self.mode == "random" or (self.mode == "pretrained" and bool(self.resample))
+
+    def _draw(self, *tags) -> Params:
+        seed = derive_seed(self.seed, *tags)
+        if self.mode == "random":
+            return self.learner.draw(seed)
+        if not self.resample:
+            return self.theta0
+        fresh = self.learner.draw(seed)
+        return tuple(f if name.startswith(self.resample) else base
+                     for name, base, f in zip(self.learner.names, self.theta0, fresh))
+
+    def train_nets(self, iteration: int, count: int) -> List[Params]:
+        if not self.varies:
+            return [self.theta0]
+        return [self._draw("train", iteration, j) for j in range(count)]
+
+    def eval_nets(self, count: int, purpose: str = "eval") -> List[Params]:
+        """Networks never used in distillation (purpose 'eval' for test figures, 'val' for selection)."""
+        if not self.varies:
+            return [self.theta0]
+        return [self._draw(purpose, i) for i in range(count)]

@@ -1,0 +1,11 @@
+"""Distillation methods, selected by the `method` config group.
+
+A method takes the RunContext and returns a `Distilled` result (the SyntheticSet and its history); the
+evaluation protocol and the artefacts are shared by every method. New families (gradient, distribution
+or trajectory matching) join as new modules registered here, not as branches inside an existing one.
+"""
+
+from dd_runner.registry import Registry
+
+METHODS = Registry("method")
+METHODS.add("performance_matching", "dd_runner.methods.performance_matching:performance_matching")

@@ -1,0 +1,80 @@
+"""Performance matching: Algorithm 1 of Wang et al. 2018 with multiple steps, epochs and learned lrs.
+
+    1  initialise synthetic data x~ (noise or real examples) and step sizes lr~
+    2  for each outer iteration:
+    3      take a minibatch of real training data
+    4      sample initial weights theta_0^(j) ~ p(theta_0)
+    5-7    for each theta_0^(j): train on x~ for steps x epochs GD steps, measure the loss on the
+           real batch (summed after every step with distill.accumulate_loss)
+    8      meta-gradient of the summed real loss w.r.t. x~, lr~ (and learned labels) via the engine
+    9      Adam step on x~, lr~, labels; StepLR decay
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import torch
+
+from dd_runner.context import Distilled, RunContext
+from dd_runner.data.stream import RealBatches
+from dd_runner.engines import ENGINES, EngineOptions
+from dd_runner.errors import RunError
+from dd_runner.eval.selection import ValidationSelection
+from dd_runner.progress import progress
+from dd_runner.synthetic import make_synthetic
+
+log = logging.getLogger(__name__)
+
+
+def performance_matching(ctx: RunContext) -> Distilled:
+    cfg, d = ctx.cfg, ctx.cfg.distill
+    synth = make_synthetic(cfg, ctx.data, ctx.learner, cfg.seed)                      # 1
+    params = synth.learnable()
+    opt = torch.optim.Adam(params, lr=d.lr, betas=tuple(d.betas))
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=d.decay_every or max(1, d.iterations // 10),
+                                            gamma=d.decay_factor)
+    scaler = ctx.precision.grad_scaler()
+    engine = ENGINES.get(d.engine)
+    batches = RealBatches(ctx.data.train, d.batch_size, cfg.seed, ctx.device)
+    selection = ValidationSelection(ctx, synth)
+    start, loss = time.perf_counter(), math.nan
+
+    with progress("distilling", total=d.iterations) as bar:
+        for it in range(d.iterations):                                                 # 2
+            real = batches.next()                                                      # 3
+            thetas = ctx.inits.train_nets(it, d.sample_nets)                           # 4
+            options = EngineOptions(d.accumulate_loss, scaler.get_scale() if scaler.is_enabled() else 1.0,
+                                    d.recompute_every)
+            meta = engine(ctx.learner, thetas, synth, real, options)                   # 5-8
+            loss = meta.loss
+            if not math.isfinite(loss):
+                raise RunError(f"the distillation loss became {loss} at iteration {it}: lower distill.lr "
+                               f"(now {d.lr}) or distill.init_lr (now {d.init_lr}), or set distill.clip_grad")
+            for p, g in zip(params, meta.grads):
+                p.grad = g
+            scaler.unscale_(opt)
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, d.clip_grad or math.inf)
+            scaler.step(opt)                                                           # 9
+            scaler.update()
+            sched.step()
+
+            done = it + 1
+            record = {}
+            if done % cfg.logger.log_every == 0 or done == d.iterations:
+                lrs = synth.lrs().detach()
+                record = {"distill/loss": loss, "distill/grad_norm": float(grad_norm),
+                          "distill/lr_mean": lrs.mean().item(), "distill/lr_min": lrs.min().item(),
+                          "distill/lr_max": lrs.max().item(), "distill/outer_lr": sched.get_last_lr()[0]}
+            if selection.due(done):
+                record["val/acc_mean"] = selection.check(done, synth)
+                log.info("iteration %d: loss %.4f, val acc %.4f", done, loss, record["val/acc_mean"])
+            if record:
+                ctx.tracker.log(record, step=done)
+            bar.update(loss=loss, val=selection.best_acc)
+
+    selection.finish(synth, d.iterations)
+    return Distilled(synth=synth, iterations=d.iterations, seconds=time.perf_counter() - start,
+                     final_loss=loss, best_iteration=selection.best_iteration, best_val_acc=selection.best_acc)

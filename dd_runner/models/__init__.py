@@ -1,0 +1,15 @@
+"""Models: one registered builder per architecture, selected by `model.arch`.
+
+A builder takes (model config, DataBundle, device, Precision) and returns a `Learner`: the network plus
+how synthetic and real inputs enter it and how p(theta) is sampled.
+"""
+
+from dd_runner.models.learner import Learner, Params, Step  # noqa: F401
+from dd_runner.registry import Registry
+
+ARCHS = Registry("model architecture")
+ARCHS.add("lenet", "dd_runner.models.lenet:build_lenet")
+
+
+def build_learner(model_cfg, data, device, precision) -> Learner:
+    return ARCHS.get(model_cfg.arch)(model_cfg, data, device, precision)

@@ -1,0 +1,158 @@
+"""A network seen as a function of an explicit parameter tuple — the thing the inner loop trains.
+
+Dataset distillation differentiates through training, so parameters are not module state but values:
+`torch.func.functional_call(module, {name: tensor}, ...)` runs the module with the parameters of the
+current inner step. Subclasses adapt one family of models (image classifiers, transformers) by saying how
+synthetic and real inputs enter the network and how p(theta) is sampled; the losses depend on the task.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from dd_runner.data.bundle import Split
+from dd_runner.device import Precision
+
+Params = Tuple[torch.Tensor, ...]
+
+
+@dataclass
+class Step:
+    """One inner gradient step: a batch of synthetic inputs, their targets and the step size."""
+
+    x: torch.Tensor
+    y: torch.Tensor  # classification: target distributions (n, classes)
+    lr: torch.Tensor  # scalar
+    extras: Dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def detached(self) -> "Step":
+        return Step(self.x.detach(), self.y.detach(), self.lr.detach(),
+                    {k: v.detach() for k, v in self.extras.items()})
+
+
+def upcast(logits: torch.Tensor) -> torch.Tensor:
+    """Losses are computed in at least fp32 (autocast gives bf16/fp16 logits); float64 stays float64."""
+    return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+
+
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """-(y * log_softmax(z)).sum(-1), averaged: cross-entropy for one-hot, soft and unrestricted labels."""
+    return -(target * F.log_softmax(upcast(logits), dim=-1)).sum(-1).mean()
+
+
+def draw_weights(module: nn.Module, scheme: str, seed: int) -> nn.Module:
+    """Re-initialise `module` in place from p(theta) with an explicit seed (device independent: runs on CPU)."""
+    gen = torch.Generator().manual_seed(int(seed))
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        for m in module.modules():
+            if scheme == "default" or not isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+                if hasattr(m, "reset_parameters") and next(m.parameters(recurse=False), None) is not None:
+                    m.reset_parameters()
+                continue
+            if scheme == "xavier":
+                nn.init.xavier_normal_(m.weight, generator=gen)
+            elif scheme == "kaiming":
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu", generator=gen)
+            else:
+                raise ValueError(f"unknown weight_init '{scheme}'")
+            if m.bias is not None:
+                m.bias.zero_()
+    return module
+
+
+class Learner:
+    """Classification learner for modules that map an input tensor to logits."""
+
+    task = "classification"
+
+    def __init__(self, module: nn.Module, device: torch.device, precision: Precision,
+                 weight_init: str = "default", trainable: Optional[Sequence[str]] = None):
+        self.device = device
+        self.precision = precision
+        self.weight_init = weight_init
+        self.cpu_template = copy.deepcopy(module).cpu()  # draws of p(theta) happen here, then move
+        self.module = module.to(device)
+        named = dict(self.module.named_parameters())
+        self.names = list(trainable) if trainable is not None else list(named)
+        self.dtype = next(iter(named.values())).dtype
+
+    # --- how inputs enter the network (override per model family) -------------------------------
+    def forward_synthetic(self, params: Dict[str, torch.Tensor], step: Step) -> torch.Tensor:
+        return functional_call(self.module, params, (step.x,))
+
+    def forward_real(self, params: Dict[str, torch.Tensor], batch: Split) -> torch.Tensor:
+        return functional_call(self.module, params, (batch.inputs,))
+
+    def to_synthetic_space(self, batch: Split) -> torch.Tensor:
+        """Real examples as synthetic inputs (init_from=real, real-example baselines)."""
+        return batch.inputs
+
+    def synthetic_shape(self, data, distill_cfg) -> tuple:
+        """Shape of one synthetic example: an image for image classifiers."""
+        return tuple(data.example_shape)
+
+    def noise(self, shape, gen: torch.Generator) -> torch.Tensor:
+        """Initial synthetic data for init_from=noise: N(0, 1) in the normalised input space."""
+        return torch.randn(shape, generator=gen)
+
+    def draw(self, seed: int) -> Params:
+        """theta_0 ~ p(theta), deterministic in `seed`."""
+        template = draw_weights(self.cpu_template, self.weight_init, seed)
+        return self.params_from_state(dict(template.named_parameters()))
+
+    # --- the functional view ----------------------------------------------------------------------
+    def params_from_state(self, state: Dict[str, torch.Tensor]) -> Params:
+        return tuple(state[n].detach().to(self.device, self.dtype).clone() for n in self.names)
+
+    def as_dict(self, params: Params) -> Dict[str, torch.Tensor]:
+        return dict(zip(self.names, params))
+
+    def inner_loss(self, params: Params, step: Step) -> torch.Tensor:
+        """Loss on synthetic data, network in train mode (Algorithm 1, line 6)."""
+        self.module.train()
+        with self.precision.autocast():
+            logits = self.forward_synthetic(self.as_dict(params), step)
+        return soft_cross_entropy(logits, step.y)
+
+    def real_loss(self, params: Params, batch: Split, train_mode: bool = False) -> torch.Tensor:
+        """Loss on real data; eval mode for the outer objective (Algorithm 1, line 7), train mode for
+        ordinary training."""
+        self.module.train(train_mode)
+        with self.precision.autocast():
+            logits = self.forward_real(self.as_dict(params), batch)
+        return F.cross_entropy(upcast(logits), batch.labels)
+
+    def sgd_step(self, params: Params, step: Step, create_graph: bool) -> Params:
+        """theta_{t+1} = theta_t - lr_t * grad l(x_t, theta_t); with create_graph the step stays differentiable."""
+        loss = self.inner_loss(params, step)
+        grads = torch.autograd.grad(loss, params, create_graph=create_graph)
+        return tuple(p - step.lr * g for p, g in zip(params, grads))
+
+    def train_on_steps(self, params: Params, steps: Sequence[Step]) -> Params:
+        """Train a network on a step sequence without a meta-graph (evaluation)."""
+        for step in steps:
+            params = tuple(p.detach().requires_grad_() for p in params)
+            params = self.sgd_step(params, step.detached(), create_graph=False)
+        return tuple(p.detach() for p in params)
+
+    @torch.no_grad()
+    def evaluate(self, params: Params, split: Split, batch_size: int) -> Dict[str, float]:
+        """Accuracy and mean loss of one network on a split."""
+        self.module.eval()
+        correct, loss_sum = 0, 0.0
+        named = self.as_dict(params)
+        for batch in split.batches(batch_size):
+            batch = batch.to(self.device)
+            with self.precision.autocast():
+                logits = upcast(self.forward_real(named, batch))
+            loss_sum += F.cross_entropy(logits, batch.labels, reduction="sum").item()
+            correct += (logits.argmax(-1) == batch.labels).sum().item()
+        return {"acc": correct / len(split), "loss": loss_sum / len(split)}

@@ -1,0 +1,46 @@
+"""rich output: a progress bar with ETA and the current loss, and the final results table."""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, Tuple
+
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
+from rich.table import Table
+from rich import get_console
+
+
+class Bar:
+    def __init__(self, progress: Progress, task):
+        self._progress, self._task = progress, task
+
+    def update(self, advance: int = 1, **values: float) -> None:
+        info = "  ".join(f"{k} {v:.4f}" for k, v in values.items() if v is not None and math.isfinite(v) and v >= 0)
+        self._progress.update(self._task, advance=advance, info=info)
+
+
+@contextmanager
+def progress(description: str, total: int) -> Iterator[Bar]:
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[info]}")]
+    with Progress(*columns, console=get_console(), transient=False) as p:
+        yield Bar(p, p.add_task(description, total=total, info=""))
+
+
+def results_table(rows: List[Tuple[str, Dict[str, float]]], title: str) -> Table:
+    """rows: (name, {"acc_mean", "acc_std", "n_nets", optional "lr"})."""
+    table = Table(title=title)
+    for col, justify in (("", "left"), ("test accuracy", "right"), ("nets", "right"), ("lr", "right")):
+        table.add_column(col, justify=justify)
+    for name, m in rows:
+        acc = f"{100 * m['acc_mean']:.2f} ± {100 * m['acc_std']:.2f} %"
+        lr = f"{m['lr']:.3g}" if isinstance(m.get("lr"), float) else str(m.get("lr", ""))
+        table.add_row(name, acc, str(m["n_nets"]), lr)
+    return table
+
+
+def print_table(table: Table, console: Console = None) -> None:
+    (console or get_console()).print(table)

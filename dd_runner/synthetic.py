@@ -1,0 +1,113 @@
+"""The distilled set: synthetic inputs per step, one learned step size per unrolled step, and labels.
+
+Layout (Wang et al. 2018, section 3.4): `data[s]` is the batch of step s (classes * ipc examples, class
+order [0]*ipc + [1]*ipc + ...). Training runs `epochs` passes over the `steps` batches; the lrs are not
+tied across epochs, so unrolled step t uses data[t % steps] and lr[t]. Step sizes are stored raw as
+log(expm1(lr)) and used as softplus(raw), which keeps them positive.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import List, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dd_runner.errors import unknown
+from dd_runner.models.learner import Step
+
+LABEL_TYPES = ("hard", "soft", "unrestricted")
+
+
+def inverse_softplus(value: float) -> float:
+    return math.log(math.expm1(value))
+
+
+class SyntheticSet(nn.Module):
+    def __init__(self, steps: int, epochs: int, num_classes: int, ipc: int, example_shape: Sequence[int],
+                 label_type: str = "hard", init_lr: float = 0.02, learn_lr: bool = True,
+                 label_init_scale: float = 1.0):
+        super().__init__()
+        if label_type not in LABEL_TYPES:
+            raise unknown("label type", label_type, LABEL_TYPES)
+        self.steps, self.epochs, self.ipc = steps, epochs, ipc
+        self.num_classes, self.label_type = num_classes, label_type
+        per_step = num_classes * ipc
+        self.data = nn.Parameter(torch.randn(steps, per_step, *example_shape))
+        self.raw_lrs = nn.Parameter(torch.full((steps * epochs,), inverse_softplus(init_lr)),
+                                    requires_grad=learn_lr)
+        self.register_buffer("classes", torch.arange(num_classes).repeat_interleave(ipc))
+        one_hot = F.one_hot(self.classes, num_classes).float().expand(steps, -1, -1).clone()
+        if label_type == "hard":
+            self.register_buffer("labels", one_hot)
+        else:  # soft: logits through softmax; unrestricted: the vectors themselves
+            self.labels = nn.Parameter(one_hot * label_init_scale)
+
+    @property
+    def num_steps(self) -> int:
+        """Unrolled inner steps: steps x epochs."""
+        return self.steps * self.epochs
+
+    @property
+    def examples_per_step(self) -> int:
+        return self.data.shape[1]
+
+    def lrs(self) -> torch.Tensor:
+        return F.softplus(self.raw_lrs)
+
+    def targets(self, s: int) -> torch.Tensor:
+        """Target distributions of step batch s, as the inner loss sees them."""
+        return self.labels[s].softmax(-1) if self.label_type == "soft" else self.labels[s]
+
+    def step(self, t: int) -> Step:
+        s = t % self.steps
+        return Step(x=self.data[s], y=self.targets(s), lr=F.softplus(self.raw_lrs[t]))
+
+    def unrolled(self) -> List[Step]:
+        """All steps x epochs inner steps, in training order, differentiable w.r.t. the leaves."""
+        return [self.step(t) for t in range(self.num_steps)]
+
+    def learnable(self) -> List[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def all_targets(self) -> torch.Tensor:
+        return torch.stack([self.targets(s) for s in range(self.steps)])
+
+
+@torch.no_grad()
+def init_from_real(synth: SyntheticSet, real_x: torch.Tensor, real_y: torch.Tensor, generator: torch.Generator) -> None:
+    """Initialise every synthetic example with a distinct real example of its class."""
+    for c in range(synth.num_classes):
+        pool = torch.nonzero(real_y == c).flatten()
+        need = synth.steps * synth.ipc
+        if len(pool) < need:
+            raise ValueError(f"class {c} has {len(pool)} training examples, init_from=real needs {need}")
+        pick = pool[torch.randperm(len(pool), generator=generator)[:need]].view(synth.steps, synth.ipc)
+        slots = torch.nonzero(synth.classes == c).flatten()
+        synth.data[:, slots] = real_x[pick].to(synth.data)
+
+
+def make_synthetic(cfg, data, learner, seed: int) -> SyntheticSet:
+    """The SyntheticSet a run starts from, sized by distill.* and initialised by distill.init_from."""
+    from dd_runner.seeding import generator
+
+    d = cfg.distill
+    synth = SyntheticSet(d.steps, d.epochs, data.num_classes, d.ipc, learner.synthetic_shape(data, d),
+                         label_type=cfg.labels.type, init_lr=d.init_lr, learn_lr=d.learn_lr,
+                         label_init_scale=cfg.labels.init_scale)
+    gen = generator(seed, "synthetic-init")
+    with torch.no_grad():
+        if d.init_from == "real":
+            real = data.train
+            init_from_real(synth, learner.to_synthetic_space(real.to(learner.device)).cpu(), real.labels, gen)
+        else:
+            synth.data.copy_(learner.noise(tuple(synth.data.shape), gen))
+    return synth.to(learner.device, learner.dtype)
+
+
+def fixed_steps(data: torch.Tensor, targets: torch.Tensor, lrs: torch.Tensor, epochs: int) -> List[Step]:
+    """A step sequence from fixed tensors (baselines, a loaded distilled set): data (steps, n, ...)."""
+    steps = data.shape[0]
+    return [Step(x=data[t % steps], y=targets[t % steps], lr=lrs[t]) for t in range(steps * epochs)]
