@@ -18,6 +18,8 @@ from typing import Any, Dict
 import torch
 from omegaconf import OmegaConf
 
+from dd_runner.errors import RunError
+
 FORMAT_VERSION = "1"
 
 
@@ -28,7 +30,13 @@ def _umask() -> int:
 
 
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    path = Path(path)
+    try:
+        _atomic_write(Path(path), payload)
+    except OSError as e:
+        raise RunError(f"cannot write {path}: {e.strerror or e}; free some space or choose another output_dir") from None
+
+
+def _atomic_write(path: Path, payload: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -52,10 +60,10 @@ def write_config(path: Path, cfg) -> None:
 
 
 def save_tensors(path: Path, tensors: Dict[str, torch.Tensor], metadata: Dict[str, str]) -> None:
-    from safetensors.torch import save
+    """A safetensors file, byte-identical for identical inputs (see dd_runner.tensorfile)."""
+    from dd_runner.tensorfile import dumps
 
-    payload = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata=metadata)
-    atomic_write_bytes(path, payload)
+    atomic_write_bytes(path, dumps(tensors, metadata))
 
 
 def distilled_metadata(cfg, data, synth) -> Dict[str, str]:

@@ -1,8 +1,9 @@
 """`dd-run`: the command line. A pre-flight check, then Hydra around `dd_runner.run.run`.
 
 Exit codes: 0 success; 2 configuration error (one line on stderr, before anything runs); 1 runtime
-failure (one line; the traceback goes to <run dir>/dd-run.log). In a multirun a failed job does not stop
-the sweep; the process exits with the worst code of its jobs.
+failure (one line; the traceback goes to <run dir>/dd-run.log); 130 / 143 stopped by SIGINT / SIGTERM
+after saving a checkpoint. In a multirun a failed job does not stop the sweep; the process exits with the
+worst code of its jobs.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import gc
 import logging
 import sys
-from typing import List, Optional
+from pathlib import Path
+from typing import List, Optional, Tuple
 
 import hydra
 
@@ -19,20 +21,29 @@ from dd_runner.errors import DDError, RunError
 
 log = logging.getLogger("dd_runner")
 _worst_exit_code = 0
+OUT_OF_MEMORY = ("out of memory: use distill.engine=recompute (or a larger distill.recompute_every), "
+                 "fewer distill.sample_nets, a smaller distill.vmap_chunk or distill.batch_size")
 
 
-def _traceback_to_log_file() -> None:
-    """Emit the current exception's traceback to the run's log file only (not the console)."""
-    record = logging.LogRecord("dd_runner", logging.ERROR, __file__, 0, "traceback:", None, sys.exc_info())
+def describe(error: BaseException) -> Tuple[str, int, bool]:
+    """(one-line message, exit code, expected?) for an exception that ended a job."""
+    import torch
+
+    if isinstance(error, DDError):
+        return str(error), error.exit_code, True
+    if isinstance(error, torch.OutOfMemoryError) or (
+            isinstance(error, RuntimeError) and "can't allocate memory" in str(error)):
+        return f"{'CUDA ' if isinstance(error, torch.OutOfMemoryError) else ''}{OUT_OF_MEMORY}", 1, True
+    return f"unexpected {type(error).__name__}: {error} (a bug: please report it with <run dir>/dd-run.log)", 1, False
+
+
+def _to_log_file(message: str, with_traceback: bool) -> None:
+    """Write to the run's log file only: the console gets one line, the file the whole story."""
+    exc_info = sys.exc_info() if with_traceback else None
+    record = logging.LogRecord("dd_runner", logging.ERROR, __file__, 0, message, None, exc_info)
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.FileHandler):
             handler.handle(record)
-
-
-def _fail(message: str, code: int) -> None:
-    global _worst_exit_code
-    _worst_exit_code = max(_worst_exit_code, code)
-    log.error(message)
 
 
 def _free_accelerator() -> None:
@@ -44,31 +55,47 @@ def _free_accelerator() -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
-@hydra.main(version_base="1.3", config_path="pkg://" + "dd_runner.conf", config_name="config")
+@hydra.main(version_base="1.3", config_path="pkg://dd_runner.conf", config_name="config")
 def hydra_job(cfg) -> Optional[float]:
     """One Hydra job. Returns the validation accuracy, the objective for Hydra sweepers (optuna)."""
-    import torch
+    global _worst_exit_code
+    from hydra.core.hydra_config import HydraConfig
 
+    from dd_runner.checkpoint import Interrupted
     from dd_runner.run import run
 
     try:
-        metrics = run(cfg)
+        metrics = run(cfg, resume_overrides=list(HydraConfig.get().overrides.task))
         return metrics.get("val/acc_mean", metrics.get("val/acc"))
-    except DDError as e:
-        _traceback_to_log_file()
-        _fail(f"dd-run: error: {e}", e.exit_code)
-    except torch.cuda.OutOfMemoryError:
-        _traceback_to_log_file()
-        _fail(f"dd-run: error: {RunError('CUDA out of memory: use distill.engine=recompute, fewer distill.sample_nets, or a smaller distill.batch_size')}", 1)
-    except KeyboardInterrupt:
-        _fail("dd-run: interrupted", 130)
-        raise
-    except Exception:
-        log.exception("dd-run: unexpected error (a bug: please report it with the traceback below)")
-        _fail("dd-run: failed", 1)
+    except (Exception, KeyboardInterrupt) as e:
+        message, code, expected = describe(e) if not isinstance(e, KeyboardInterrupt) else ("interrupted", 130, True)
+        if not expected:  # a bug: show the traceback on the console too
+            log.exception("traceback:")
+        _to_log_file(f"dd-run: error: {message}", with_traceback=True)
+        print(f"dd-run: error: {message}", file=sys.stderr, flush=True)
+        _worst_exit_code = max(_worst_exit_code, code)
+        if isinstance(e, (Interrupted, KeyboardInterrupt)):  # a stop signal ends the whole sweep
+            raise SystemExit(code)
     finally:
         _free_accelerator()
     return None
+
+
+def _with_run_dir(argv: List[str]) -> List[str]:
+    """A single run's artefacts, logs and Hydra record all go to output_dir / resume when one is given
+    (Hydra creates that directory before the job starts, so it is checked here)."""
+    if any(a in ("-m", "--multirun") for a in argv) or any(a.startswith("hydra.run.dir=") for a in argv):
+        return argv
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        if key in ("resume", "output_dir") and value:
+            try:
+                Path(value).expanduser().mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise RunError(f"cannot create the output directory {value}: {e.strerror}; choose another {key}") from None
+            extra = ["hydra.output_subdir=null"] if key == "resume" else []  # keep the original .hydra record
+            return [*argv, f"hydra.run.dir={value}", *extra]
+    return argv
 
 
 def main(argv: Optional[List[str]] = None) -> None:
@@ -77,6 +104,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     try:
         preflight(argv)
+        argv = _with_run_dir(argv)
     except DDError as e:
         print(f"dd-run: error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)

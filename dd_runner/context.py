@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,25 @@ class RunContext:
     learner: Learner
     inits: InitSampler
     tracker: Any  # dd_runner.tracking.Tracker
+    checkpoints: Any = None  # dd_runner.checkpoint.Checkpointer
+    resuming: bool = False  # an explicit resume=DIR (may continue with changed settings)
+
+
+class LoopStats:
+    """Wall time and last loss of an optimisation loop, carried across resumes (checkpointed)."""
+
+    def __init__(self):
+        self.seconds, self.loss = 0.0, float("nan")
+        self._start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return self.seconds + time.perf_counter() - self._start
+
+    def state_dict(self) -> dict:
+        return {"seconds": self.elapsed(), "loss": self.loss}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.seconds, self.loss, self._start = float(state["seconds"]), float(state["loss"]), time.perf_counter()
 
 
 @dataclass

@@ -18,17 +18,35 @@ from dd_runner.seeding import derive_seed
 INIT_MODES = ("fixed", "random", "pretrained")
 
 
-def load_checkpoint(path: str, learner: Learner) -> dict:
+def read_state(path: str) -> dict:
+    """Tensors of a checkpoint: safetensors (what dd-run writes), or a PyTorch state dict loaded with
+    weights_only=True (no arbitrary code from pickles)."""
+    import torch
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     if not Path(path).is_file():
         raise DataError(f"init.checkpoint={path} does not exist; write one with `dd-run mode=train` "
                         "(it saves <run dir>/model.safetensors)")
+    if Path(path).suffix in (".pt", ".pth", ".bin"):
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # UnpicklingError for anything but plain tensors and containers
+            raise DataError(f"init.checkpoint={path} cannot be loaded safely: it holds more than tensors "
+                            f"(torch.load weights_only=True refused it: {type(e).__name__}); save a plain "
+                            "state dict or a safetensors file") from None
+        state = state.get("state_dict", state) if isinstance(state, dict) else state
+        if not isinstance(state, dict):
+            raise DataError(f"init.checkpoint={path} holds a {type(state).__name__}, not a state dict")
+        return state
     try:
-        state = load_file(path)
+        return load_file(path)
     except (SafetensorError, OSError) as e:
         raise DataError(f"init.checkpoint={path} is not a readable safetensors file: {e}") from None
+
+
+def load_checkpoint(path: str, learner: Learner) -> dict:
+    state = read_state(path)
     missing = [n for n in learner.names if n not in state]
     wrong = [n for n in learner.names if n in state and tuple(state[n].shape) != tuple(learner.module.get_parameter(n).shape)]
     if missing or wrong:

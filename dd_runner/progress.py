@@ -23,11 +23,11 @@ class Bar:
 
 
 @contextmanager
-def progress(description: str, total: int) -> Iterator[Bar]:
+def progress(description: str, total: int, completed: int = 0) -> Iterator[Bar]:
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[info]}")]
     with Progress(*columns, console=get_console(), transient=False) as p:
-        yield Bar(p, p.add_task(description, total=total, info=""))
+        yield Bar(p, p.add_task(description, total=total, completed=completed, info=""))
 
 
 def results_table(rows: List[Tuple[str, Dict[str, float]]], title: str) -> Table:

@@ -10,16 +10,19 @@ import datetime
 import logging
 import time
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 from dd_runner.artefacts import save_distilled, save_image_grid, save_tensors, write_config, write_json
+from dd_runner.checkpoint import Checkpointer
 from dd_runner.config.validate import validate
 from dd_runner.context import RunContext
 from dd_runner.data import load_data
 from dd_runner.device import Precision, resolve_device
+from dd_runner.errors import RunError
 from dd_runner.inits import InitSampler
 from dd_runner.models import build_learner
 from dd_runner.progress import print_table, results_table
+from dd_runner.resume import prior_run, resumed_config, wandb_id
 from dd_runner.seeding import derive_seed, seed_everything
 from dd_runner.tracking import make_tracker
 
@@ -40,30 +43,70 @@ def hydra_job() -> Tuple[Optional[Path], Optional[str], Optional[str]]:
     return Path(hc.runtime.output_dir), group, (f"{hc.job.num}-{name}" if multirun else name)
 
 
-def run(cfg, output_dir: Optional[str] = None) -> Dict[str, float]:
+def run(cfg, output_dir: Optional[str] = None, resume_overrides: Sequence[str] = ()) -> Dict[str, float]:
+    """Run one job. `resume_overrides`: with cfg.resume, the "key=value" changes to apply to the resumed
+    run's own config (dd-run passes its command-line overrides)."""
+    explicit_resume = bool(cfg.resume)
+    if explicit_resume:
+        cfg = resumed_config(cfg, resume_overrides)
     validate(cfg)
     hydra_dir, group, name = hydra_job()
     out = Path(output_dir or cfg.output_dir or hydra_dir or
                Path("outputs/runs") / datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f"))
-    out.mkdir(parents=True, exist_ok=True)
+    prior = prior_run(out, cfg, explicit_resume) if out.is_dir() else {}
+    if "metrics" in prior:
+        log.info("%s already holds this finished run (metrics.json): nothing to do", out)
+        return prior["metrics"]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunError(f"cannot create the output directory {out}: {e.strerror}; choose another output_dir") from None
     seed_everything(cfg.seed)
+    set_deterministic(cfg.deterministic)
     device = resolve_device(cfg.device)
     precision = Precision(cfg.precision, device)
-    tracker = make_tracker(cfg, out, group, name or f"{cfg.dataset.name}-{cfg.model.name}-s{cfg.seed}")
+    tracker = make_tracker(cfg, out, group, name or f"{cfg.dataset.name}-{cfg.model.name}-s{cfg.seed}",
+                           run_id=wandb_id(prior))
+    checkpoints = Checkpointer(out, cfg, cfg.checkpoint.every, extra={"wandb_id": tracker.run_id or ""})
     try:
         write_config(out / "config.yaml", cfg)
         data = load_data(cfg.dataset, cfg.model)
         learner = build_learner(cfg.model, data, device, precision)
-        ctx = RunContext(cfg, out, device, precision, data, learner, inits=None, tracker=tracker)
+        ctx = RunContext(cfg, out, device, precision, data, learner, inits=None, tracker=tracker,
+                         checkpoints=checkpoints, resuming=explicit_resume)
         log.info("run directory: %s (device %s, precision %s)", out, device, cfg.precision)
         metrics = run_train(ctx) if cfg.mode == "train" else run_distill(ctx)
+        (out / "failure.json").unlink(missing_ok=True)  # from an earlier attempt this run recovered from
         write_json(out / "metrics.json", metrics)  # written last: its presence marks a complete run
         tracker.summary(metrics)
         tracker.finish(0)
         return metrics
-    except BaseException:
+    except BaseException as e:
+        record_failure(out, e, checkpoints)
         tracker.finish(1)
         raise
+
+
+def set_deterministic(on: bool) -> None:
+    """deterministic=true: deterministic kernels only (CUDA: slower; ops without one raise)."""
+    import os
+
+    import torch
+
+    if on:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(on)
+    torch.backends.cudnn.benchmark = False
+
+
+def record_failure(out: Path, error: BaseException, checkpoints) -> None:
+    """failure.json beside the last checkpoint: what failed, and where to continue from."""
+    try:
+        write_json(out / "failure.json", {
+            "type": type(error).__name__, "message": str(error), "iteration": checkpoints.iteration,
+            "checkpoint": str(checkpoints.path) if checkpoints.exists() else None, "log": str(out / "dd-run.log")})
+    except Exception as e:  # a full or unwritable disk must not hide the original error
+        log.warning("could not write failure.json: %s", e)
 
 
 def run_distill(ctx: RunContext) -> Dict[str, float]:

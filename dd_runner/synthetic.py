@@ -22,7 +22,8 @@ LABEL_TYPES = ("hard", "soft", "unrestricted")
 
 
 def inverse_softplus(value: float) -> float:
-    return math.log(math.expm1(value))
+    """log(expm1(v)), written so that large step sizes do not overflow."""
+    return value + math.log(-math.expm1(-value))
 
 
 class SyntheticSet(nn.Module):

@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 class Tracker:
     """Logs nothing. The interface every tracker implements."""
 
+    run_id: Optional[str] = None
+
     def log(self, metrics: Dict[str, Any], step: Optional[int] = None) -> None: ...
 
     def log_image(self, key: str, path: Path, caption: str = "") -> None: ...
@@ -30,17 +32,19 @@ class Tracker:
 
 
 class WandbTracker(Tracker):
-    def __init__(self, cfg, out: Path, group: Optional[str], name: str):
+    def __init__(self, cfg, out: Path, group: Optional[str], name: str, run_id: Optional[str] = None):
         import wandb
 
         self._wandb = wandb
         lc = cfg.logger
         self.run = wandb.init(
+            id=run_id, resume="allow" if run_id else None,  # a resumed dd-run continues its W&B run
             project=lc.project, entity=lc.entity, mode=lc.mode, dir=str(out), group=lc.group or group,
             job_type=cfg.method.name, name=name, tags=list(lc.tags),
             config=OmegaConf.to_container(cfg, resolve=True),
             settings=wandb.Settings(console="off", quiet=True),
         )
+        self.run_id = self.run.id
         log.info("W&B run %s (%s mode) in %s", self.run.id, lc.mode, out / "wandb")
 
     def log(self, metrics, step=None):
@@ -60,7 +64,7 @@ class WandbTracker(Tracker):
         self.run.finish(exit_code=exit_code)
 
 
-def make_tracker(cfg, out: Path, group: Optional[str], name: str) -> Tracker:
+def make_tracker(cfg, out: Path, group: Optional[str], name: str, run_id: Optional[str] = None) -> Tracker:
     if cfg.logger.name == "none" or cfg.logger.mode == "disabled":
         return Tracker()
-    return WandbTracker(cfg, out, group, name)
+    return WandbTracker(cfg, out, group, name, run_id)

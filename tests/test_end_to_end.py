@@ -3,6 +3,7 @@ distilled set that beats random real images at the same budget."""
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import pytest
@@ -113,3 +114,18 @@ def test_train_mode_checkpoint_feeds_pretrained_init(mnist_overrides, tmp_path):
                                                         f"output_dir={tmp_path / 'distill'}"]))
     # theta_0 is the trained network: a tiny step on the distilled set keeps it far above chance
     assert metrics["test/acc_mean"] > 0.5 and metrics["test/n_nets"] == 1
+
+
+def test_pretrained_init_reads_torch_state_dicts_safely(mnist_overrides, tmp_path):
+    from dd_runner.errors import DataError
+    from dd_runner.inits import read_state
+
+    net = LeNet()
+    torch.save(net.state_dict(), tmp_path / "lenet.pt")
+    state = read_state(str(tmp_path / "lenet.pt"))
+    assert set(state) == set(net.state_dict()) and torch.equal(state["fc3.bias"], net.fc3.bias)
+
+    # anything but tensors and containers must not be unpickled
+    torch.save({"evil": argparse.Namespace(run="arbitrary code")}, tmp_path / "evil.pt")
+    with pytest.raises(DataError, match="cannot be loaded safely"):
+        read_state(str(tmp_path / "evil.pt"))

@@ -129,12 +129,19 @@ class TrainConfig:
 
 
 @dataclass
+class CheckpointConfig:
+    every: int = 100  # outer iterations between checkpoints (0: only on SIGTERM / SIGINT)
+
+
+@dataclass
 class Config:
     mode: str = "distill"  # distill | train
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast of forward passes)
+    deterministic: bool = False  # torch.use_deterministic_algorithms (CUDA: slower, bit-reproducible)
     output_dir: Optional[str] = None  # default: Hydra's run directory
+    resume: Optional[str] = None  # a run directory to continue (its config, plus explicit overrides)
     dataset: DatasetConfig = MISSING
     model: ModelConfig = MISSING
     init: InitConfig = MISSING
@@ -144,6 +151,7 @@ class Config:
     distill: DistillConfig = field(default_factory=DistillConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
 
 
 GROUP_SCHEMAS = {

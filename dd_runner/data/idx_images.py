@@ -67,7 +67,7 @@ def _download(root: Path, hub_name: str, source: str, cfg) -> None:
         raise DataError(
             f"{hub_name} '{source}' files are not under dataset.root={root} and the download failed "
             f"({type(e).__name__}); set dataset.root to a folder with {FILE_STEMS[source]}-images-idx3-ubyte[.gz], "
-            f"or carve every split from the files you have (e.g. dataset.train_split='test[:8000]')") from None
+            f"""or carve every split from the files you have (e.g. 'dataset.train_split="test[:8000]"')""") from None
 
 
 def load_source(root: Path, hub_name: str, source: str, cfg) -> Tuple[np.ndarray, np.ndarray]:

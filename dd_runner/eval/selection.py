@@ -34,6 +34,13 @@ class ValidationSelection:
             self.best_state = copy.deepcopy(synth.state_dict())
         return acc
 
+    def state_dict(self) -> dict:
+        return {"best_acc": self.best_acc, "best_iteration": self.best_iteration, "best_state": self.best_state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best_acc, self.best_iteration = float(state["best_acc"]), int(state["best_iteration"])
+        self.best_state = dict(state["best_state"])
+
     def finish(self, synth, iterations: int) -> None:
         """Score the final set, then keep the best one if asked to."""
         if self.every > 0 and iterations % self.every != 0:

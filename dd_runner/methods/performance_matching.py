@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 
 import torch
 
-from dd_runner.context import Distilled, RunContext
+from dd_runner.context import Distilled, LoopStats, RunContext
 from dd_runner.data.stream import RealBatches
 from dd_runner.engines import ENGINES, EngineOptions
 from dd_runner.errors import RunError
@@ -40,19 +39,25 @@ def performance_matching(ctx: RunContext) -> Distilled:
     engine = ENGINES.get(d.engine)
     batches = RealBatches(ctx.data.train, d.batch_size, cfg.seed, ctx.device)
     selection = ValidationSelection(ctx, synth)
-    start, loss = time.perf_counter(), math.nan
+    stats = LoopStats()
+    # Everything the loop changes, so that a checkpoint restores the run exactly.
+    state = {"synth": synth, "optimizer": opt, "scheduler": sched, "scaler": scaler, "batches": batches,
+             "selection": selection, "stats": stats}
+    first = ctx.checkpoints.restore(state, allow_config_change=ctx.resuming)
+    if first == 0:
+        ctx.checkpoints.save(state, 0)
 
-    with progress("distilling", total=d.iterations) as bar:
-        for it in range(d.iterations):                                                 # 2
+    with ctx.checkpoints.stop_signals(), progress("distilling", total=d.iterations, completed=first) as bar:
+        for it in range(first, d.iterations):                                          # 2
             real = batches.next()                                                      # 3
             thetas = ctx.inits.train_nets(it, d.sample_nets)                           # 4
             options = EngineOptions(d.accumulate_loss, scaler.get_scale() if scaler.is_enabled() else 1.0,
                                     d.recompute_every)
             meta = engine(ctx.learner, thetas, synth, real, options)                   # 5-8
-            loss = meta.loss
-            if not math.isfinite(loss):
-                raise RunError(f"the distillation loss became {loss} at iteration {it}: lower distill.lr "
-                               f"(now {d.lr}) or distill.init_lr (now {d.init_lr}), or set distill.clip_grad")
+            if not math.isfinite(meta.loss):
+                raise RunError(f"the distillation loss became {meta.loss} at iteration {it + 1}: lower "
+                               f"distill.lr (now {d.lr}) or distill.init_lr (now {d.init_lr}), or set "
+                               f"distill.clip_grad; the last good checkpoint is kept")
             for p, g in zip(params, meta.grads):
                 p.grad = g
             scaler.unscale_(opt)
@@ -60,21 +65,23 @@ def performance_matching(ctx: RunContext) -> Distilled:
             scaler.step(opt)                                                           # 9
             scaler.update()
             sched.step()
+            stats.loss = meta.loss
 
             done = it + 1
             record = {}
             if done % cfg.logger.log_every == 0 or done == d.iterations:
                 lrs = synth.lrs().detach()
-                record = {"distill/loss": loss, "distill/grad_norm": float(grad_norm),
+                record = {"distill/loss": meta.loss, "distill/grad_norm": float(grad_norm),
                           "distill/lr_mean": lrs.mean().item(), "distill/lr_min": lrs.min().item(),
                           "distill/lr_max": lrs.max().item(), "distill/outer_lr": sched.get_last_lr()[0]}
             if selection.due(done):
                 record["val/acc_mean"] = selection.check(done, synth)
-                log.info("iteration %d: loss %.4f, val acc %.4f", done, loss, record["val/acc_mean"])
+                log.info("iteration %d: loss %.4f, val acc %.4f", done, meta.loss, record["val/acc_mean"])
             if record:
                 ctx.tracker.log(record, step=done)
-            bar.update(loss=loss, val=selection.best_acc)
+            bar.update(loss=meta.loss, val=selection.best_acc)
+            ctx.checkpoints.step(state, done)
 
     selection.finish(synth, d.iterations)
-    return Distilled(synth=synth, iterations=d.iterations, seconds=time.perf_counter() - start,
-                     final_loss=loss, best_iteration=selection.best_iteration, best_val_acc=selection.best_acc)
+    return Distilled(synth=synth, iterations=d.iterations, seconds=stats.elapsed(), final_loss=stats.loss,
+                     best_iteration=selection.best_iteration, best_val_acc=selection.best_acc)

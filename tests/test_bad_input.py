@@ -1,0 +1,127 @@
+"""Every bad input is one actionable line, a non-zero exit code (2: configuration, 1: runtime), no
+Python traceback on the console (it goes to the run's log file), and nothing lost. Runs the real dd-run."""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import shutil
+
+import pytest
+import torch
+
+from dd_runner.cli import describe
+from dd_runner.errors import RunError
+
+from cli import FAST, dd_run
+from conftest import shared_data
+
+OFFLINE = ["dataset=mnist_offline", *FAST, "distill.iterations=2"]
+
+
+def mnist_copy(tmp_path, damage=None):
+    """A copy of the offline MNIST files, optionally damaged: damage(name, raw bytes) -> bytes."""
+    root = tmp_path / "mnist"
+    root.mkdir()
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        raw = gzip.open(shared_data("mnist", name + ".gz")).read()
+        (root / name).write_bytes(damage(name, raw) if damage else raw)
+    return root
+
+
+def truncated(tmp_path):
+    return [f"dataset.root={mnist_copy(tmp_path, lambda n, raw: raw[:len(raw) // 2] if 'images' in n else raw)}"]
+
+
+def corrupt_gzip(tmp_path):
+    root = mnist_copy(tmp_path)
+    (root / "t10k-labels-idx1-ubyte").unlink()
+    (root / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b\x08\x00garbage")
+    return [f"dataset.root={root}"]
+
+
+def empty_root(tmp_path):
+    return [f"dataset.root={tmp_path / 'no-mnist-here'}"]
+
+
+def corrupt_checkpoint(tmp_path):
+    bad = tmp_path / "model.safetensors"
+    bad.write_bytes(b"\x00" * 64)
+    return ["init=pretrained", f"init.checkpoint={bad}"]
+
+
+def unwritable_output(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    return [f"output_dir={blocker / 'run'}"]
+
+
+# (name, overrides or a function of tmp_path returning extra overrides, exit code, expected text)
+CASES = [
+    ("unknown group option", ["dataset=mnst"], 2, "unknown dataset option 'mnst' (did you mean 'mnist'?)"),
+    ("unknown key", ["distill.stepz=3"], 2, "unknown key 'distill.stepz' (did you mean 'distill.steps'?)"),
+    ("wrong type", ["distill.steps=three"], 2, "invalid value for distill.steps"),
+    ("steps 0", ["distill.steps=0"], 2, "distill.steps=0 is out of range: it must be > 0"),
+    ("ipc 0", ["distill.ipc=0"], 2, "distill.ipc=0 is out of range"),
+    ("negative lr", ["distill.lr=-0.01"], 2, "distill.lr=-0.01 is out of range"),
+    ("eval.nets 0", ["eval.nets=0"], 2, "eval.nets=0 is out of range"),
+    ("unknown engine", ["distill.engine=unrol"], 2, "unknown distill.engine 'unrol' (did you mean 'unroll'?)"),
+    ("sweep without -m", ["seed=0,1"], 2, "seed=0,1 is a sweep: add -m"),
+    ("pretrained without checkpoint", ["init=pretrained"], 2, "init=pretrained needs init.checkpoint=PATH"),
+    ("empty split", ["dataset.test_split=\"test[9000:100]\""], 2, "dataset.test_split='test[9000:100]' selects no rows"),
+    ("train/test overlap", ["dataset.test_split=\"test[7000:]\""], 2,
+     "dataset.train_split and dataset.test_split share 200 rows of 'test'"),
+    ("unquoted slice", ["dataset.test_split=test[8000:]"], 2, "quote split slices for Hydra"),
+    ("no network, no local files", empty_root, 2, "the download failed"),
+    ("truncated idx file", truncated, 2, "t10k-images-idx3-ubyte is truncated or padded"),
+    ("corrupt gzip", corrupt_gzip, 2, "cannot read"),
+    ("corrupt checkpoint", corrupt_checkpoint, 2, "is not a readable safetensors file"),
+    ("resume of nothing", lambda t: [f"resume={t / 'nowhere'}"], 2, "no config.yaml there"),
+    ("non-finite loss", ["distill.init_lr=1e6"], 1, "lower distill.lr (now 0.01) or distill.init_lr (now 1000000.0)"),
+    ("unwritable output directory", unwritable_output, 1, "cannot create the output directory"),
+]
+if not torch.cuda.is_available():
+    CASES.append(("cuda absent", ["device=cuda"], 2, "device=cuda but no CUDA device is visible"))
+
+
+@pytest.mark.parametrize("name, overrides, code, expected", CASES, ids=[c[0] for c in CASES])
+def test_bad_input(name, overrides, code, expected, tmp_path):
+    extra = overrides(tmp_path) if callable(overrides) else overrides
+    env = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"}  # the hub is unreachable
+    proc = dd_run([*OFFLINE, *extra], tmp_path, env=env)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("dd-run: error:")]
+    assert proc.returncode == code, proc.stderr[-2000:]
+    assert len(errors) == 1 and expected in errors[0], proc.stderr[-2000:]
+    assert "Traceback" not in proc.stdout + proc.stderr
+    logs = list(tmp_path.rglob("dd-run.log"))
+    if code == 1 and logs:  # runtime failures keep their traceback in the run's log file
+        assert "Traceback" in logs[0].read_text()
+
+
+def test_a_checkpoint_from_another_config_is_refused(tmp_path):
+    first = dd_run([*OFFLINE, f"output_dir={tmp_path / 'run'}"], tmp_path)
+    assert first.returncode == 0, first.stderr
+    before = (tmp_path / "run" / "distilled.safetensors").read_bytes()
+    again = dd_run([*OFFLINE, "distill.lr=0.02", f"output_dir={tmp_path / 'run'}"], tmp_path)
+    assert again.returncode == 2
+    assert again.stderr.strip().splitlines()[-1].startswith(
+        f"dd-run: error: {tmp_path / 'run'} holds a run of another config (distill.lr: 0.01 -> 0.02)")
+    assert (tmp_path / "run" / "distilled.safetensors").read_bytes() == before  # nothing lost
+
+
+def test_a_full_disk_is_one_line(monkeypatch, tmp_path):
+    from dd_runner import artefacts
+
+    def full(path, payload):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(artefacts, "_atomic_write", full)
+    with pytest.raises(RunError, match="No space left on device; free some space or choose another output_dir"):
+        artefacts.write_json(tmp_path / "metrics.json", {"a": 1})
+
+
+def test_out_of_memory_suggests_the_recompute_engine():
+    message, code, expected = describe(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert code == 1 and expected and "distill.engine=recompute" in message and "\n" not in message
+    message, _, expected = describe(RuntimeError("[enforce fail] DefaultCPUAllocator: can't allocate memory"))
+    assert expected and "distill.engine=recompute" in message
