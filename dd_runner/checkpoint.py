@@ -117,6 +117,17 @@ def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> 
 
 
 # --- the checkpoint file --------------------------------------------------------------------------------
+def read_checkpoint_header(path: Path) -> Dict[str, str]:
+    """The header metadata of a checkpoint (iteration, config hash, W&B id) without reading its tensors."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError) as e:
+        raise DataError(f"{path} is not a readable dd-runner checkpoint ({e}); delete it to start over") from None
+
+
 def read_checkpoint(path: Path):
     """(state dict, header metadata) of a checkpoint file; DataError if unreadable."""
     from safetensors import SafetensorError, safe_open

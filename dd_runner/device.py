@@ -45,3 +45,9 @@ class Precision:
 
     def grad_scaler(self) -> "torch.amp.GradScaler":
         return torch.amp.GradScaler(self.device.type, enabled=self.name == "fp16")
+
+
+def current_loss_scale(scaler: "torch.amp.GradScaler", device: torch.device) -> float:
+    """The factor the outer loss is multiplied by (fp16); engines apply it to the objective themselves.
+    scaler.scale() also initialises the scaler, which unscale_() / step() require."""
+    return scaler.scale(torch.ones((), device=device)).item() if scaler.is_enabled() else 1.0

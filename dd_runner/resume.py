@@ -17,7 +17,8 @@ from typing import Dict, Optional, Sequence
 
 from omegaconf import OmegaConf
 
-from dd_runner.checkpoint import CHECKPOINT, config_differences, config_fingerprint, config_hash, read_checkpoint
+from dd_runner.checkpoint import (CHECKPOINT, config_differences, config_fingerprint, config_hash,
+                                  read_checkpoint_header)
 from dd_runner.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ def prior_run(out: Path, cfg, explicit_resume: bool) -> Dict[str, object]:
             raise ConfigError(f"resume={out}: no {CHECKPOINT} there (the run stopped before its first "
                               "checkpoint, or checkpoint.every=0); start it again")
         return {}
-    _, meta = read_checkpoint(checkpoint)
+    meta = read_checkpoint_header(checkpoint)
     if meta.get("config_hash") != config_hash(cfg) and not explicit_resume:
         saved = out / "config.yaml"
         diffs = config_differences(config_fingerprint(OmegaConf.load(saved)), config_fingerprint(cfg)) if saved.is_file() else []

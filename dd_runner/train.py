@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 
 def train_full(learner: Learner, theta0: Params, data: DataBundle, cfg, seed: int, eval_batch_size: int,
-               on_step: Optional[Callable[[float], None]] = None) -> Tuple[Params, Dict[str, float]]:
+               on_step: Optional[Callable[[float], None]] = None, net: int = 0) -> Tuple[Params, Dict[str, float]]:
+    """Train `theta0` on the full training split; `net` tells the shuffling streams of several nets apart."""
     params = [p.detach().clone().requires_grad_() for p in theta0]
     if cfg.optimizer == "adam":
         opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -30,7 +31,7 @@ def train_full(learner: Learner, theta0: Params, data: DataBundle, cfg, seed: in
     best_params = tuple(p.detach().clone() for p in params)
     n = len(data.train)
     for epoch in range(cfg.epochs):
-        order = torch.randperm(n, generator=generator(seed, "full-data-epoch", epoch))
+        order = torch.randperm(n, generator=generator(seed, "full-data", net, epoch))
         for start in range(0, n, cfg.batch_size):
             batch = data.train.select(order[start:start + cfg.batch_size]).to(learner.device)
             loss = learner.real_loss(tuple(params), batch, train_mode=True)

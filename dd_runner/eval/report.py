@@ -45,17 +45,17 @@ def tune_lr(ctx: RunContext, x: torch.Tensor, targets: torch.Tensor, epochs: int
     return best_lr
 
 
-def full_data_training(ctx: RunContext, theta0, seed: int):
+def full_data_training(ctx: RunContext, theta0, net: int = 0):
     """One network trained on the whole training split (train.*), with a progress bar."""
     t = ctx.cfg.train
     total = t.epochs * -(-len(ctx.data.train) // t.batch_size)
     with progress("training on the full split", total=total) as bar:
-        return train_full(ctx.learner, theta0, ctx.data, t, seed, ctx.cfg.eval.batch_size,
-                          on_step=lambda loss: bar.update(loss=loss))
+        return train_full(ctx.learner, theta0, ctx.data, t, ctx.cfg.seed, ctx.cfg.eval.batch_size,
+                          on_step=lambda loss: bar.update(loss=loss), net=net)
 
 
 def full_data(ctx: RunContext, nets) -> Dict[str, float]:
-    return summary([full_data_training(ctx, theta0, ctx.cfg.seed + i)[1]["test/acc"] for i, theta0 in enumerate(nets)])
+    return summary([full_data_training(ctx, theta0, i)[1]["test/acc"] for i, theta0 in enumerate(nets)])
 
 
 def evaluate(ctx: RunContext, synth) -> Tuple[Dict[str, float], List[Row]]:

@@ -19,6 +19,7 @@ import torch
 
 from dd_runner.context import Distilled, LoopStats, RunContext
 from dd_runner.data.stream import RealBatches
+from dd_runner.device import current_loss_scale
 from dd_runner.engines import ENGINES, EngineOptions
 from dd_runner.errors import RunError
 from dd_runner.eval.selection import ValidationSelection
@@ -51,8 +52,7 @@ def performance_matching(ctx: RunContext) -> Distilled:
         for it in range(first, d.iterations):                                          # 2
             real = batches.next()                                                      # 3
             thetas = ctx.inits.train_nets(it, d.sample_nets)                           # 4
-            options = EngineOptions(d.accumulate_loss, scaler.get_scale() if scaler.is_enabled() else 1.0,
-                                    d.recompute_every)
+            options = EngineOptions(d.accumulate_loss, current_loss_scale(scaler, ctx.device), d.recompute_every)
             meta = engine(ctx.learner, thetas, synth, real, options)                   # 5-8
             if not math.isfinite(meta.loss):
                 raise RunError(f"the distillation loss became {meta.loss} at iteration {it + 1}: lower "
