@@ -102,6 +102,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     from dd_runner.config.preflight import preflight
 
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("-h", "--help"):
+        from dd_runner.config.help import help_text
+
+        print(help_text())
+        sys.exit(0)
     try:
         preflight(argv)
         argv = _with_run_dir(argv)

@@ -88,3 +88,12 @@ def test_dd_run_exits_2_with_one_line_and_no_traceback(tmp_path):
         + ", ".join(sorted(compose_cfg().distill.keys()))]
     assert "Traceback" not in proc.stdout + proc.stderr
     assert not (tmp_path / "outputs").exists()  # nothing ran
+
+
+def test_help_lists_every_option_and_no_schema(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "dd_runner", "--help"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0
+    for group, option in OPTIONS:
+        assert f"    {option} " in proc.stdout or proc.stdout.rstrip().endswith(option), (group, option)
+    assert "base_" not in proc.stdout
