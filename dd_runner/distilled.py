@@ -23,6 +23,7 @@ class DistilledSet:
     classes: torch.Tensor  # (examples per step,): the class each slot was distilled for
     epochs: int
     metadata: Dict[str, str] = field(default_factory=dict)
+    extras: Dict[str, torch.Tensor] = field(default_factory=dict)  # e.g. text: attention_labels, attention_weight
 
     @property
     def normalisation(self) -> Dict[str, List[float]]:
@@ -36,7 +37,9 @@ class DistilledSet:
         """Train `model` in place exactly as distilled: one SGD step per inner step with its learned lr.
 
         `forward(model, x)` maps synthetic inputs to logits (default: `model(x)`); the loss is
-        -(y * log_softmax(logits)).sum(-1).mean(), which is cross-entropy for hard labels.
+        -(y * log_softmax(logits)).sum(-1).mean(), which is cross-entropy for hard labels. Text sets hold
+        input embeddings: `forward=lambda m, x: m(inputs_embeds=x).logits` (language modelling: targets per
+        position). Attention labels (in `extras`) are not applied here; dd-run's learner applies them.
         """
         forward = forward or (lambda m, x: m(x))
         device = next(model.parameters()).device
@@ -61,5 +64,6 @@ def load_distilled(path: str | Path) -> DistilledSet:
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     if not metadata.get("format", "").startswith("dd-runner/"):
         raise ValueError(f"{path} was not written by dd-runner (no dd-runner format tag in its header)")
-    return DistilledSet(data=tensors["data"], targets=tensors["targets"], lrs=tensors["lrs"],
-                        classes=tensors["classes"], epochs=int(metadata["epochs"]), metadata=metadata)
+    core = ("data", "targets", "lrs", "classes")
+    return DistilledSet(*(tensors[k] for k in core), epochs=int(metadata["epochs"]), metadata=metadata,
+                        extras={k: v for k, v in tensors.items() if k not in core})

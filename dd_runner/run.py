@@ -71,7 +71,7 @@ def run(cfg, output_dir: Optional[str] = None, resume_overrides: Sequence[str] =
     try:
         write_config(out / "config.yaml", cfg)
         data = load_data(cfg.dataset, cfg.model)
-        learner = build_learner(cfg.model, data, device, precision)
+        learner = build_learner(cfg.model, data, device, precision, cfg.distill)
         ctx = RunContext(cfg, out, device, precision, data, learner, inits=None, tracker=tracker,
                          checkpoints=checkpoints, resuming=explicit_resume)
         log.info("run directory: %s (device %s, precision %s)", out, device, cfg.precision)
@@ -121,19 +121,24 @@ def run_distill(ctx: RunContext) -> Dict[str, float]:
     if ctx.data.modality == "image":
         save_image_grid(ctx.out / "images.png", synth, ctx.data)
         ctx.tracker.log_image("distilled/images", ctx.out / "images.png", caption=f"{cfg.dataset.name} distilled")
+    if ctx.data.modality == "text":  # distilled_text.csv: nearest vocabulary tokens of each synthetic embedding
+        from dd_runner.text_view import save_text_view
+
+        save_text_view(ctx, synth)
 
     start = time.perf_counter()
     metrics, rows = evaluate(ctx, synth)
     metrics.update({
         "distill/seconds": distilled.seconds, "distill/iterations": distilled.iterations,
         "distill/final_loss": distilled.final_loss, "distill/best_iteration": distilled.best_iteration,
-        "eval/seconds": time.perf_counter() - start, "seed": cfg.seed,
+        "eval/seconds": time.perf_counter() - start, "seed": cfg.seed, **distilled.metrics,
     })
     print_table(results_table(rows, f"{cfg.dataset.name} x {cfg.model.name}, init={cfg.init.mode}, "
                                     f"labels={cfg.labels.type}: {synth.num_steps} steps of "
                                     f"{synth.examples_per_step} examples"))
-    ctx.tracker.log_table("results", ["setting", "acc_mean", "acc_std", "n_nets", "lr"],
-                          [[n, m["acc_mean"], m["acc_std"], m["n_nets"], str(m.get("lr", ""))] for n, m in rows])
+    columns = ["acc_mean", "acc_std", "n_nets", "lr"] + (["ppl_mean", "ppl_std"] if ctx.data.task == "language_modeling" else [])
+    ctx.tracker.log_table("results", ["setting", *columns],
+                          [[n, *(str(m.get(c, "")) if c == "lr" else m.get(c) for c in columns)] for n, m in rows])
     ctx.tracker.log({k: v for k, v in metrics.items() if k.startswith(("test/", "baselines/"))})
     return metrics
 

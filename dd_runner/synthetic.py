@@ -9,7 +9,7 @@ log(expm1(lr)) and used as softplus(raw), which keeps them positive.
 from __future__ import annotations
 
 import math
-from typing import List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +29,9 @@ def inverse_softplus(value: float) -> float:
 class SyntheticSet(nn.Module):
     def __init__(self, steps: int, epochs: int, num_classes: int, ipc: int, example_shape: Sequence[int],
                  label_type: str = "hard", init_lr: float = 0.02, learn_lr: bool = True,
-                 label_init_scale: float = 1.0):
+                 label_init_scale: float = 1.0, initial_targets: Optional[torch.Tensor] = None):
+        """initial_targets (steps, examples, ..., K): one-hot targets other than the slot's class (language
+        modelling: the next token at every position); default one_hot(class of the slot)."""
         super().__init__()
         if label_type not in LABEL_TYPES:
             raise unknown("label type", label_type, LABEL_TYPES)
@@ -40,7 +42,8 @@ class SyntheticSet(nn.Module):
         self.raw_lrs = nn.Parameter(torch.full((steps * epochs,), inverse_softplus(init_lr)),
                                     requires_grad=learn_lr)
         self.register_buffer("classes", torch.arange(num_classes).repeat_interleave(ipc))
-        one_hot = F.one_hot(self.classes, num_classes).float().expand(steps, -1, -1).clone()
+        one_hot = (F.one_hot(self.classes, num_classes).float().expand(steps, -1, -1).clone()
+                   if initial_targets is None else initial_targets.float())
         if label_type == "hard":
             self.register_buffer("labels", one_hot)
         else:  # soft: logits through softmax; unrestricted: the vectors themselves
@@ -62,9 +65,13 @@ class SyntheticSet(nn.Module):
         """Target distributions of step batch s, as the inner loss sees them."""
         return self.labels[s].softmax(-1) if self.label_type == "soft" else self.labels[s]
 
+    def extras(self, s: int) -> Dict[str, torch.Tensor]:
+        """Further inputs of step batch s's inner loss (subclasses: attention labels)."""
+        return {}
+
     def step(self, t: int) -> Step:
         s = t % self.steps
-        return Step(x=self.data[s], y=self.targets(s), lr=F.softplus(self.raw_lrs[t]))
+        return Step(x=self.data[s], y=self.targets(s), lr=F.softplus(self.raw_lrs[t]), extras=self.extras(s))
 
     def unrolled(self) -> List[Step]:
         """All steps x epochs inner steps, in training order, differentiable w.r.t. the leaves."""
@@ -76,36 +83,50 @@ class SyntheticSet(nn.Module):
     def all_targets(self) -> torch.Tensor:
         return torch.stack([self.targets(s) for s in range(self.steps)])
 
+    def artefact_tensors(self) -> Dict[str, torch.Tensor]:
+        """Tensors saved beside data / targets / lrs / classes (subclasses: attention labels)."""
+        return {}
+
 
 @torch.no_grad()
-def init_from_real(synth: SyntheticSet, real_x: torch.Tensor, real_y: torch.Tensor, generator: torch.Generator) -> None:
-    """Initialise every synthetic example with a distinct real example of its class."""
+def init_from_real(synth: SyntheticSet, real, learner, generator: torch.Generator) -> None:
+    """Initialise every synthetic example with a distinct real example of its class (only the examples
+    picked are converted to the synthetic space)."""
     for c in range(synth.num_classes):
-        pool = torch.nonzero(real_y == c).flatten()
+        pool = torch.nonzero(real.labels == c).flatten()
         need = synth.steps * synth.ipc
         if len(pool) < need:
             raise ValueError(f"class {c} has {len(pool)} training examples, init_from=real needs {need}")
-        pick = pool[torch.randperm(len(pool), generator=generator)[:need]].view(synth.steps, synth.ipc)
+        pick = pool[torch.randperm(len(pool), generator=generator)[:need]]
+        x = learner.to_synthetic_space(real.select(pick).to(learner.device)).cpu()
         slots = torch.nonzero(synth.classes == c).flatten()
-        synth.data[:, slots] = real_x[pick].to(synth.data)
+        synth.data[:, slots] = x.view(synth.steps, synth.ipc, *x.shape[1:]).to(synth.data)
 
 
 def make_synthetic(cfg, data, learner, seed: int) -> SyntheticSet:
     """The SyntheticSet a run starts from, sized by distill.* and initialised by distill.init_from."""
-    from dd_runner.seeding import generator
+    if data.modality == "text":  # inputs_embeds sequences, attention labels, language-modelling targets
+        from dd_runner.synthetic_text import make_text_synthetic
 
+        return make_text_synthetic(cfg, data, learner, seed)
     d = cfg.distill
     synth = SyntheticSet(d.steps, d.epochs, data.num_classes, d.ipc, learner.synthetic_shape(data, d),
                          label_type=cfg.labels.type, init_lr=d.init_lr, learn_lr=d.learn_lr,
                          label_init_scale=cfg.labels.init_scale)
-    gen = generator(seed, "synthetic-init")
-    with torch.no_grad():
-        if d.init_from == "real":
-            real = data.train
-            init_from_real(synth, learner.to_synthetic_space(real.to(learner.device)).cpu(), real.labels, gen)
-        else:
-            synth.data.copy_(learner.noise(tuple(synth.data.shape), gen))
+    initialise_data(synth, d.init_from, data, learner, seed)
     return synth.to(learner.device, learner.dtype)
+
+
+@torch.no_grad()
+def initialise_data(synth: SyntheticSet, init_from: str, data, learner, seed: int) -> None:
+    """distill.init_from: real examples of each slot's class, or the learner's noise."""
+    from dd_runner.seeding import generator
+
+    gen = generator(seed, "synthetic-init")
+    if init_from == "real":
+        init_from_real(synth, data.train, learner, gen)
+    else:
+        synth.data.copy_(learner.noise(tuple(synth.data.shape), gen))
 
 
 def fixed_steps(data: torch.Tensor, targets: torch.Tensor, lrs: torch.Tensor, epochs: int) -> List[Step]:

@@ -34,9 +34,11 @@ class DatasetConfig:
     mean: List[float] = field(default_factory=list)  # per-channel normalisation
     std: List[float] = field(default_factory=list)
     max_length: int = 64  # text: tokens per real example
-    text_column: str = "text"
+    text_column: str = "text"  # text: a column, or columns joined with a space: 'title+description'
     label_column: str = "label"
     min_length: int = 0  # language modelling: drop shorter examples (tokens)
+    columns: List[str] = field(default_factory=list)  # names of the columns of header-less CSV files
+    label_offset: int = 0  # subtracted from the labels in local files (AG News counts classes from 1)
 
 
 @dataclass
@@ -51,6 +53,8 @@ class ModelConfig:
     config_overrides: Dict[str, Any] = field(default_factory=dict)  # e.g. {n_layers: 2, dim: 32}
     dropout: Optional[float] = None  # override the model's dropout (inner loops usually use 0)
     trust_remote_code: bool = False
+    # transformers: the config of name_or_path (model_type + fields) for random weights without its config.json
+    architecture: Dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -64,6 +68,8 @@ class InitConfig:
 class LabelsConfig:
     type: str = MISSING  # hard | soft | unrestricted
     init_scale: float = 1.0  # learned labels start at init_scale * one_hot
+    attention: str = "none"  # text classifiers: learned attention labels for the first token (cls) or all tokens
+    attention_weight: float = 1.0  # weight of their KL term in the inner loss
 
 
 @dataclass

@@ -77,3 +77,6 @@ def validate(cfg) -> None:
     if cfg.init.mode == "pretrained" and not cfg.init.checkpoint and cfg.model.modality == "image":
         raise ConfigError("init=pretrained needs init.checkpoint=PATH: train one with `dd-run mode=train` "
                           "(it writes <run dir>/model.safetensors)")
+    from dd_runner.config.validate_text import validate_text
+
+    validate_text(cfg)

@@ -22,22 +22,30 @@ def _layout(per_class: list, steps: int, ipc: int) -> torch.Tensor:
     return stacked.flatten(1, 2)
 
 
+def _embed(learner, split, idx: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
+    """Rows `idx` of a split in the learner's synthetic space, converted a chunk at a time (a text split
+    in embedding space is far larger than its token ids)."""
+    return torch.cat([learner.to_synthetic_space(split.select(part).to(learner.device)).detach() for part in idx.split(chunk)])
+
+
 def _class_pools(learner, split, num_classes):
-    x = learner.to_synthetic_space(split.to(learner.device)).detach()
-    return [x[idx.to(x.device)] for idx in split.class_indices(num_classes)]
+    return [_embed(learner, split, idx) for idx in split.class_indices(num_classes)]
 
 
 def random_real(learner, split, num_classes: int, steps: int, ipc: int, gen: torch.Generator) -> torch.Tensor:
-    """Real examples drawn at random per class, each used once."""
-    pools = _class_pools(learner, split, num_classes)
+    """Real examples drawn at random per class, each used once (only those are converted)."""
     need = steps * ipc
-    return _layout([p[torch.randperm(len(p), generator=gen)[:need].to(p.device)] for p in pools], steps, ipc)
+    picks = [idx[torch.randperm(len(idx), generator=gen)[:need]] for idx in split.class_indices(num_classes)]
+    return _layout([_embed(learner, split, p) for p in picks], steps, ipc)
 
 
 def class_mean(learner, split, num_classes: int, steps: int, ipc: int, gen: torch.Generator) -> torch.Tensor:
-    """The mean example of each class in every slot of that class."""
-    pools = _class_pools(learner, split, num_classes)
-    return _layout([p.mean(0, keepdim=True).expand(steps * ipc, *p.shape[1:]) for p in pools], steps, ipc)
+    """The mean example of each class in every slot of that class (accumulated chunk by chunk)."""
+    means = []
+    for idx in split.class_indices(num_classes):
+        total = sum(_embed(learner, split, part).sum(0, dtype=torch.float64) for part in idx.split(1024))
+        means.append((total / len(idx)).to(learner.dtype)[None].expand(steps * ipc, *total.shape))
+    return _layout(means, steps, ipc)
 
 
 def kmeans_centroids(x: torch.Tensor, k: int, gen: torch.Generator, iterations: int = 50) -> torch.Tensor:

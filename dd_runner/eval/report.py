@@ -59,6 +59,10 @@ def full_data(ctx: RunContext, nets) -> Dict[str, float]:
 
 
 def evaluate(ctx: RunContext, synth) -> Tuple[Dict[str, float], List[Row]]:
+    if ctx.data.task == "language_modeling":  # perplexity, and baselines without classes
+        from dd_runner.eval.lm_report import evaluate_lm
+
+        return evaluate_lm(ctx, synth)
     e, learner, data = ctx.cfg.eval, ctx.learner, ctx.data
     test_nets = ctx.inits.eval_nets(e.nets)
     val_nets = ctx.inits.eval_nets(e.val_nets, purpose="val")

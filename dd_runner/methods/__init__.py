@@ -9,3 +9,4 @@ from dd_runner.registry import Registry
 
 METHODS = Registry("method")
 METHODS.add("performance_matching", "dd_runner.methods.performance_matching:performance_matching")
+METHODS.add("logit_match", "dd_runner.methods.logit_match:logit_match")

@@ -108,6 +108,10 @@ class Learner:
         template = draw_weights(self.cpu_template, self.weight_init, seed)
         return self.params_from_state(dict(template.named_parameters()))
 
+    def pretrained_params(self) -> Optional[Params]:
+        """theta_0 of init=pretrained without a checkpoint, where the model brings its own (transformers)."""
+        return None
+
     # --- the functional view ----------------------------------------------------------------------
     def params_from_state(self, state: Dict[str, torch.Tensor]) -> Params:
         return tuple(state[n].detach().to(self.device, self.dtype).clone() for n in self.names)

@@ -29,7 +29,7 @@ class LeNet(nn.Module):
         return self.fc3(x)
 
 
-def build_lenet(model_cfg, data, device, precision) -> Learner:
+def build_lenet(model_cfg, data, device, precision, distill_cfg=None) -> Learner:
     if data.modality != "image":
         from dd_runner.errors import ConfigError
 

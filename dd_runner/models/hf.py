@@ -1,0 +1,144 @@
+"""Hugging Face transformers as dd-runner models: `model.arch=hf_classifier` (sequence classification,
+e.g. DistilBERT, BERT, MiniLM) and `model.arch=hf_causal_lm` (e.g. GPT-Neo).
+
+`model.name_or_path` is a hub id or a local directory. `model.pretrained=true` loads its weights; the
+parameters the checkpoint lacks (a classifier head) are created by transformers and form the *head*
+that init=fixed / random draw afresh. `model.pretrained=false` builds the architecture with random
+weights: from the local directory's config.json, or else from `model.architecture` (the hub model's
+config, recorded in the YAML so that no network is needed), with `model.config_overrides` on top
+(`{n_layers: 2, dim: 32}` gives a tiny model for tests). Attention is always eager: the SDPA kernels
+have no double backward, and attention labels need the attention probabilities.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Dict, Set, Tuple
+
+from omegaconf import OmegaConf
+
+from dd_runner.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+
+def _plain(node) -> Dict[str, Any]:
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node or {})
+
+
+@contextmanager
+def _quiet_transformers():
+    """transformers prints a load report and a progress bar for every model; the run log says it once instead."""
+    from transformers.utils import logging as hf_logging
+
+    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _override_dropout(config, dropout: float) -> None:
+    """Every dropout probability of the config (names differ per family: dropout, attention_dropout,
+    hidden_dropout_prob, seq_classif_dropout, resid_dropout, ...)."""
+    for key, value in config.to_dict().items():
+        if "dropout" in key and (value is None or isinstance(value, float)):
+            setattr(config, key, float(dropout))
+
+
+def build_config(model_cfg, tokenizer, num_labels=None):
+    """The transformers config of the model to build, with overrides, dropout and label count applied."""
+    from transformers import AutoConfig
+
+    overrides = _plain(model_cfg.config_overrides)
+    source = model_cfg.name_or_path
+    local = bool(source) and Path(str(source)).expanduser().is_dir()
+    try:
+        if model_cfg.pretrained or local or not model_cfg.architecture:
+            if not source:
+                raise ConfigError(f"model={model_cfg.name} needs model.name_or_path (or model.architecture with pretrained=false)")
+            config = AutoConfig.from_pretrained(str(Path(str(source)).expanduser()) if local else str(source),
+                                                trust_remote_code=model_cfg.trust_remote_code)
+        else:
+            arch = _plain(model_cfg.architecture)
+            model_type = arch.pop("model_type", None)
+            if not model_type:
+                raise ConfigError("model.architecture needs a model_type (e.g. distilbert, bert, gpt_neo)")
+            config = AutoConfig.for_model(model_type, **arch)
+    except (OSError, ValueError) as e:
+        raise DataError(f"cannot load the config of model.name_or_path={source} ({type(e).__name__}; offline?): point it at "
+                        "a local directory, or set model.pretrained=false to build from model.architecture") from None
+    unknown_keys = [k for k in overrides if not hasattr(config, k)]
+    if unknown_keys:
+        raise ConfigError(f"model.config_overrides: {unknown_keys} are not fields of {type(config).__name__}")
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    if not model_cfg.pretrained and "vocab_size" not in overrides:
+        config.vocab_size = len(tokenizer)  # random weights: the embedding table fits the tokenizer
+    if len(tokenizer) > config.vocab_size:
+        raise ConfigError(f"the tokenizer has {len(tokenizer)} tokens but the model's vocab_size is {config.vocab_size}: "
+                          "use the model's own tokenizer (model.tokenizer)")
+    for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
+        value = getattr(tokenizer, name, None)
+        if value is not None and (not model_cfg.pretrained or getattr(config, name, None) is None):
+            setattr(config, name, value)
+    if model_cfg.dropout is not None:
+        _override_dropout(config, model_cfg.dropout)
+    if num_labels is not None:
+        config.num_labels = num_labels
+    return config
+
+
+def load_module(model_cfg, tokenizer, task: str, num_labels=None) -> Tuple[Any, Set[str]]:
+    """(module, names of the parameters that were created rather than loaded: the head)."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    auto = AutoModelForSequenceClassification if task == "classification" else AutoModelForCausalLM
+    config = build_config(model_cfg, tokenizer, num_labels)
+    kwargs = dict(attn_implementation="eager", trust_remote_code=model_cfg.trust_remote_code)
+    with _quiet_transformers():
+        if not model_cfg.pretrained:
+            module = auto.from_config(config, **kwargs)
+            return module, {n for n, _ in module.named_parameters()}
+        source = str(Path(str(model_cfg.name_or_path)).expanduser())
+        try:
+            module, info = auto.from_pretrained(source, config=config, output_loading_info=True, **kwargs)
+        except (OSError, ValueError, RuntimeError) as e:
+            raise DataError(f"cannot load the weights of model.name_or_path={model_cfg.name_or_path} "
+                            f"({type(e).__name__}: {str(e).splitlines()[0][:160]}); point it at a local directory, "
+                            "or set model.pretrained=false for random weights") from None
+    created = set(info.get("missing_keys", ())) | {k[0] if isinstance(k, tuple) else k for k in info.get("mismatched_keys", ())}
+    head = {n for n, _ in module.named_parameters() if n in created}
+    log.info("loaded %s (%s); created by transformers: %s", model_cfg.name_or_path, type(module).__name__,
+             ", ".join(sorted(head)) or "nothing")
+    return module, head
+
+
+def _learner_options(model_cfg, data, distill_cfg) -> Dict[str, Any]:
+    """Synthetic sequences are distill.seq_len long (without a distill config: as long as real ones)."""
+    return dict(pretrained=model_cfg.pretrained, pad_id=data.tokenizer.pad_token_id or 0,
+                seq_len=distill_cfg.seq_len if distill_cfg is not None else data.example_shape[0])
+
+
+def build_hf_classifier(model_cfg, data, device, precision, distill_cfg=None):
+    from dd_runner.models.transformer import TextClassifierLearner
+
+    if data.modality != "text" or data.task != "classification":
+        raise ConfigError(f"model={model_cfg.name} classifies text; dataset={data.name} is {data.modality} {data.task}")
+    module, head = load_module(model_cfg, data.tokenizer, "classification", data.num_classes)
+    return TextClassifierLearner(module, device, precision, head=head, **_learner_options(model_cfg, data, distill_cfg))
+
+
+def build_hf_causal_lm(model_cfg, data, device, precision, distill_cfg=None):
+    from dd_runner.models.transformer import CausalLMLearner
+
+    if data.modality != "text" or data.task != "language_modeling":
+        raise ConfigError(f"model={model_cfg.name} is a language model; dataset={data.name} is {data.modality} {data.task}")
+    module, head = load_module(model_cfg, data.tokenizer, "language_modeling")
+    return CausalLMLearner(module, device, precision, head=head, **_learner_options(model_cfg, data, distill_cfg))
