@@ -142,3 +142,14 @@ def test_dd_run_command_line_on_text(tokenizers, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "dd_runner", *overrides], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "run" / "metrics.json").is_file() and (tmp_path / "run" / "distilled_text.csv").is_file()
+
+
+def test_logit_match_resumes_exactly(tokenizers, tmp_path):
+    """logit_match checkpoints like performance matching: 2 iterations, then a resume to 4, equals 4."""
+    base = QUOTES_TINY + TEXT_TINY + tiny_model("gpt_neo", tokenizers["bpe"]) + [
+        "method=logit_match", "init=fixed", "eval.baselines=[]", "eval.every=1", "checkpoint.every=1"]
+    run(compose_cfg(base + ["distill.iterations=4", f"output_dir={tmp_path / 'straight'}"]))
+    run(compose_cfg(base + ["distill.iterations=2", f"output_dir={tmp_path / 'stopped'}"]))
+    run(compose_cfg(base + [f"resume={tmp_path / 'stopped'}"]), resume_overrides=["distill.iterations=4"])
+    for name in ("distilled.safetensors", "distilled_dataset.csv"):
+        assert (tmp_path / "straight" / name).read_bytes() == (tmp_path / "stopped" / name).read_bytes(), name

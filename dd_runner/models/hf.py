@@ -12,6 +12,7 @@ have no double backward, and attention labels need the attention probabilities.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,19 +45,34 @@ def _quiet_transformers():
             hf_logging.enable_progress_bar()
 
 
-def _override_dropout(config, dropout: float) -> None:
+def _dropout_fields(config, dropout: float) -> Dict[str, float]:
     """Every dropout probability of the config (names differ per family: dropout, attention_dropout,
     hidden_dropout_prob, seq_classif_dropout, resid_dropout, ...)."""
-    for key, value in config.to_dict().items():
-        if "dropout" in key and (value is None or isinstance(value, float)):
-            setattr(config, key, float(dropout))
+    return {key: float(dropout) for key, value in config.to_dict().items()
+            if "dropout" in key and (value is None or isinstance(value, float))}
+
+
+def _rebuilt(config, changes: Dict[str, Any]):
+    """The config with `changes` passed through its constructor, so that derived fields follow them
+    (GPT-Neo's attention_layers from attention_types and num_layers); aliases such as num_hidden_layers
+    name the real field (DistilBERT's n_layers)."""
+    cls = type(config)
+    changes = {getattr(cls, "attribute_map", {}).get(k, k): v for k, v in changes.items()}
+    if not dataclasses.is_dataclass(cls):  # transformers 4: no declared fields, attributes are set directly
+        for key, value in changes.items():
+            setattr(config, key, value)
+        return config
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown_keys = sorted(set(changes) - fields)
+    if unknown_keys:
+        raise ConfigError(f"model.config_overrides: {unknown_keys} are not fields of {cls.__name__}")
+    return cls(**{**{k: v for k, v in config.to_dict().items() if k in fields}, **changes})
 
 
 def build_config(model_cfg, tokenizer, num_labels=None):
     """The transformers config of the model to build, with overrides, dropout and label count applied."""
     from transformers import AutoConfig
 
-    overrides = _plain(model_cfg.config_overrides)
     source = model_cfg.name_or_path
     local = bool(source) and Path(str(source)).expanduser().is_dir()
     try:
@@ -74,22 +90,19 @@ def build_config(model_cfg, tokenizer, num_labels=None):
     except (OSError, ValueError) as e:
         raise DataError(f"cannot load the config of model.name_or_path={source} ({type(e).__name__}; offline?): point it at "
                         "a local directory, or set model.pretrained=false to build from model.architecture") from None
-    unknown_keys = [k for k in overrides if not hasattr(config, k)]
-    if unknown_keys:
-        raise ConfigError(f"model.config_overrides: {unknown_keys} are not fields of {type(config).__name__}")
-    for key, value in overrides.items():
-        setattr(config, key, value)
-    if not model_cfg.pretrained and "vocab_size" not in overrides:
-        config.vocab_size = len(tokenizer)  # random weights: the embedding table fits the tokenizer
-    if len(tokenizer) > config.vocab_size:
-        raise ConfigError(f"the tokenizer has {len(tokenizer)} tokens but the model's vocab_size is {config.vocab_size}: "
-                          "use the model's own tokenizer (model.tokenizer)")
+    changes = _plain(model_cfg.config_overrides)
+    if not model_cfg.pretrained and "vocab_size" not in changes:
+        changes["vocab_size"] = len(tokenizer)  # random weights: the embedding table fits the tokenizer
     for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
         value = getattr(tokenizer, name, None)
         if value is not None and (not model_cfg.pretrained or getattr(config, name, None) is None):
-            setattr(config, name, value)
+            changes.setdefault(name, value)
     if model_cfg.dropout is not None:
-        _override_dropout(config, model_cfg.dropout)
+        changes.update(_dropout_fields(config, model_cfg.dropout))
+    config = _rebuilt(config, changes)
+    if len(tokenizer) > config.vocab_size:
+        raise ConfigError(f"the tokenizer has {len(tokenizer)} tokens but the model's vocab_size is {config.vocab_size}: "
+                          "use the model's own tokenizer (model.tokenizer)")
     if num_labels is not None:
         config.num_labels = num_labels
     return config
