@@ -28,17 +28,13 @@ ATTENTION_LABELS = ("none", "cls", "all")
 class AttentionLabelledSet(SyntheticSet):
     """A SyntheticSet whose steps also carry attention labels (stored as logits, used through softmax)."""
 
-    def __init__(self, *args, attention: str, attention_weight: float, attention_logits: torch.Tensor, **kwargs):
+    def __init__(self, *args, attention_weight: float, attention_logits: torch.Tensor, **kwargs):
         super().__init__(*args, **kwargs)
-        self.attention = attention
-        self.attention_logits = nn.Parameter(attention_logits.float().clone())
+        self.attention_logits = nn.Parameter(attention_logits.float().clone())  # (steps, n, layers, heads, S[, S])
         self.register_buffer("attention_weight", torch.tensor(float(attention_weight)))
 
-    def attention_targets(self, s: int) -> torch.Tensor:
-        return self.attention_logits[s].softmax(-1)
-
     def extras(self, s: int) -> Dict[str, torch.Tensor]:
-        return {"attention": self.attention_targets(s), "attention_weight": self.attention_weight}
+        return {"attention": self.attention_logits[s].softmax(-1), "attention_weight": self.attention_weight}
 
     def artefact_tensors(self) -> Dict[str, torch.Tensor]:
         return {"attention_labels": self.attention_logits.softmax(-1), "attention_weight": self.attention_weight}
@@ -70,8 +66,7 @@ def _classification_set(cfg, data, learner, seed: int) -> SyntheticSet:
     layers, heads = learner.attention_shape()
     S = d.seq_len
     shape = (d.steps, data.num_classes * d.ipc, layers, heads, S) + ((S,) if labels.attention == "all" else ())
-    synth = AttentionLabelledSet(*args, **kwargs, attention=labels.attention, attention_weight=labels.attention_weight,
-                                 attention_logits=torch.zeros(shape))
+    synth = AttentionLabelledSet(*args, **kwargs, attention_weight=labels.attention_weight, attention_logits=torch.zeros(shape))
     initialise_data(synth, d.init_from, data, learner, seed)
     synth.attention_logits.data.copy_(_model_attention(learner, synth.data.to(learner.device, learner.dtype),
                                                        labels.attention, seed).cpu())

@@ -53,7 +53,7 @@ def attention_set(attention: str = "cls", weight: float = 1.0, steps: int = 2, e
     torch.manual_seed(3)
     shape = (steps, CLASSES, 2, 2, SEQ) + ((SEQ,) if attention == "all" else ())
     synth = AttentionLabelledSet(steps, epochs, CLASSES, 1, (SEQ, HIDDEN), label_type="unrestricted", init_lr=0.3,
-                                 attention=attention, attention_weight=weight, attention_logits=torch.randn(shape))
+                                 attention_weight=weight, attention_logits=torch.randn(shape))
     return synth.double()
 
 
