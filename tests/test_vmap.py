@@ -15,6 +15,7 @@ from dd_runner.errors import ConfigError
 from dd_runner.eval.protocol import accuracies, batchable, batched_accuracies, looped_accuracies
 from dd_runner.models.learner import Learner
 from dd_runner.models.lenet import LeNet
+from dd_runner.models.stacked import StackedNets, stack
 from dd_runner.synthetic import SyntheticSet, fixed_steps
 
 from conftest import MNIST_OFFLINE, compose_cfg
@@ -42,6 +43,20 @@ def test_vmap_engines_equal_the_loop(label_type, accumulate):
         assert meta.loss == pytest.approx(reference.loss, rel=1e-12), (engine, chunk)
         for a, b in zip(reference.grads, meta.grads):
             torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("engine", ["unroll", "recompute"])
+def test_batched_real_loss_equals_the_net_by_net_one(engine):
+    """The GPU path (one vmapped real-loss call for all nets) against the CPU path (net by net)."""
+    learner, real = tiny_learner(), tiny_real_batch()
+    synth = make_synth("soft")
+    stacked = stack([learner.draw(seed) for seed in range(3)])
+    options = EngineOptions(accumulate_loss=True)
+    looped = ENGINES.get(engine)(StackedNets(learner, batch_real_loss=False), [stacked], synth, real, options)
+    batched = ENGINES.get(engine)(StackedNets(learner, batch_real_loss=True), [stacked], synth, real, options)
+    assert batched.loss == pytest.approx(looped.loss, rel=1e-12)
+    for a, b in zip(looped.grads, batched.grads):
+        torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-13)
 
 
 def dropout_learner() -> Learner:

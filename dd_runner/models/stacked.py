@@ -1,10 +1,10 @@
 """Several networks of one Learner trained as one: parameters stacked along a leading dimension, every
 inner step run for all of them at once under `torch.func.vmap`.
 
-`StackedNets` offers the part of the Learner interface the engines and the evaluation use
-(`sgd_step`, `real_loss`, `real_loss_weight`, `train_on_steps`, `device`) on stacked parameter tuples, so the `unroll` and
-`recompute` engines run unchanged on a stack (`engine=vmap`, `engine=vmap_recompute`) and evaluation
-trains `eval.nets` networks per call instead of one. Losses are summed over the nets of the stack.
+`StackedNets` offers the part of the Learner interface the engines and the evaluation use (`sgd_step`,
+`real_loss`, `real_loss_weight`, `train_on_steps`, `device`) on stacked parameter tuples, so the
+`unroll` and `recompute` engines run unchanged on a stack (`engine=vmap`, `engine=vmap_recompute`) and
+evaluation trains `eval.nets` networks per call instead of one. Losses are summed over the nets.
 
 Inside vmap the inner gradient is `torch.func.grad` (autograd.grad cannot run there); its result stays
 differentiable by ordinary autograd outside, w.r.t. the synthetic data, lrs and labels of the step, so
@@ -13,7 +13,7 @@ the meta-gradient is the same as unrolling the nets one by one (tests check this
 
 from __future__ import annotations
 
-from typing import Dict, Iterator, List, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 import torch
 from torch.func import grad, vmap
@@ -48,9 +48,13 @@ def require_vmap(learner: Learner, setting: str) -> None:
 
 
 class StackedNets:
-    def __init__(self, learner: Learner):
+    def __init__(self, learner: Learner, batch_real_loss: Optional[bool] = None):
         self.learner = learner
         self.device = learner.device
+        # One batched real-loss call on a GPU; net by net on a CPU, where the batched activations (nets x
+        # real batch) overflow the caches: 1.8x slower than one net at a time (LeNet, 8 nets, 1024 real
+        # images), while the inner steps, on a few synthetic examples each, still gain from batching.
+        self.batch_real_loss = self.device.type != "cpu" if batch_real_loss is None else batch_real_loss
 
     def _step_one(self, params: Params, step: Step) -> Params:
         grads = grad(self.learner.inner_loss)(params, step)
@@ -62,13 +66,10 @@ class StackedNets:
         return vmap(self._step_one, in_dims=(0, None))(params, step)
 
     def real_loss(self, params: Params, batch: Split, train_mode: bool = False) -> torch.Tensor:
-        """The real-data loss of every net, summed. One batched call on a GPU; net by net on a CPU, where
-        the batched activations (nets x real batch) overflow the caches and ran 1.8x slower than one net
-        at a time (LeNet, 8 nets, 1024 real images), while the inner steps, on a few synthetic examples
-        each, still gain from batching."""
-        if self.device.type == "cpu":
-            return sum(self.learner.real_loss(net, batch, train_mode) for net in unstack(params))
-        return vmap(lambda p: self.learner.real_loss(p, batch, train_mode))(params).sum()
+        """The real-data loss of every net, summed."""
+        if self.batch_real_loss:
+            return vmap(lambda p: self.learner.real_loss(p, batch, train_mode))(params).sum()
+        return sum(self.learner.real_loss(net, batch, train_mode) for net in unstack(params))
 
     def real_loss_weight(self, batch: Split) -> float:
         return self.learner.real_loss_weight(batch)
