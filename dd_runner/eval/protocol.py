@@ -47,6 +47,7 @@ def batched_accuracies(learner: Learner, thetas: Sequence[Params], steps: Sequen
     so memory stays that of the loop's passes."""
     nets = StackedNets(learner)
     per_group = max(1, batch_size // max(1, len(steps[0].x))) if steps else len(thetas)
+    split = split.to(learner.device)  # once, not once per (small) batch of every group
     accs: List[float] = []
     for group in groups(thetas, per_group):
         if len(group) == 1:  # nothing to batch: skip vmap's overhead
