@@ -6,7 +6,9 @@ seen in distillation, reported as mean +- std. The validation split serves model
 distilled set to keep, which lr a baseline gets); the test split only the reported figures.
 
 Networks are trained and tested together under vmap (`batched_accuracies`) whenever the model allows it
-(`Learner.vmap_blocker`); otherwise one at a time (`looped_accuracies`). Both give the same figures.
+(`Learner.vmap_blocker`); otherwise one at a time (`looped_accuracies`). Both give the same figures up
+to floating-point rounding (identical in float64; in fp32 the batched kernels sum in another order,
+and training can amplify that into a few test examples of one net).
 """
 
 from __future__ import annotations
@@ -42,9 +44,9 @@ def looped_accuracies(learner: Learner, thetas: Sequence[Params], steps: Sequenc
 
 def batched_accuracies(learner: Learner, thetas: Sequence[Params], steps: Sequence[Step], split: Split,
                        batch_size: int) -> List[float]:
-    """All nets at once, in groups small enough that one inner step of a group holds about
-    `batch_size` synthetic examples; each test pass holds about `batch_size` examples over the group,
-    so memory stays that of the loop's passes."""
+    """All nets at once, in groups small enough that one inner step of a group holds at most
+    `batch_size` synthetic examples, and test passes of `batch_size` examples over the whole group:
+    memory is bounded by `batch_size` as in the loop, plus the stacked parameters of a group."""
     nets = StackedNets(learner)
     per_group = max(1, batch_size // max(1, len(steps[0].x))) if steps else len(thetas)
     split = split.to(learner.device)  # once, not once per (small) batch of every group
