@@ -35,7 +35,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("DD_RUNNER_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 # Model cases: dd-run overrides selecting a model and the data it trains on (offline copies).
 MNIST = ["dataset=mnist_offline", "model=lenet"]
