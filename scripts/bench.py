@@ -148,7 +148,8 @@ def add_ratios(results: list, clock: str) -> None:
             base = loop
             if base and r is not base:
                 differ = sum(a != b for a, b in zip(r["accs"], base["accs"]))
-                r["note"] = "same accuracies as the loop" if not differ else f"{differ} nets differ from the loop"
+                r["note"] = ("same accuracies as the loop" if not differ else
+                             f"{differ} of {len(r['accs'])} nets' accuracies differ from the loop (fp32 rounding)")
         else:
             base = engines.get((r["model"], r["T"], r["nets"], r["precision"], "unroll", ()))
             fp32 = engines.get(shape(r, "fp32", r["engine"]))
@@ -226,6 +227,9 @@ def main() -> None:
     title = (f"dd-runner bench on {device} ({'quick' if args.quick else 'full'}; {time.perf_counter() - start:.0f} s;"
              f" fastest of {cases[0]['repeats'] if cases else 0} steps; ratios of {args.clock} time)")
     print_table(results, title)
+    if "(cuda)" not in device and (args.threads != 1 or args.clock != "cpu"):
+        print("note: on a CPU shared with other processes, wall-clock ratios (and CPU time with several threads, "
+              "which spin while they wait) are noise; compare with --threads 1 --clock cpu")
     if args.json:
         meta = {"title": title, "argv": sys.argv[1:], "python": platform.python_version(),
                 "machine": platform.machine(), "cpus": os.cpu_count()}
