@@ -98,8 +98,10 @@ class DistillConfig:
     clip_grad: Optional[float] = None  # max norm of the meta-gradient
     decay_every: Optional[int] = None  # StepLR period in iterations (None: a tenth of the run)
     decay_factor: float = 0.5
-    engine: str = "unroll"  # unroll | recompute
-    recompute_every: int = 0  # recompute engine: keep every k-th step's parameters (0: all)
+    engine: str = "unroll"  # unroll | recompute | vmap | vmap_recompute (vmap: sampled nets batched)
+    recompute_every: int = 0  # recompute engines: keep every k-th step's parameters (0: all)
+    vmap_chunk: int = 0  # vmap engines: nets unrolled together, bounds memory (0: all sample_nets)
+    real_chunk: int = 0  # recompute engines: real examples per forward of the real loss (0: whole batch)
     init_from: str = "noise"  # noise | real
     seq_len: int = 16  # text: tokens per synthetic sequence
 
@@ -108,7 +110,7 @@ class DistillConfig:
 class EvalConfig:
     nets: int = 20  # unseen initialisations evaluated (random / pretrained init)
     baselines: List[str] = field(default_factory=lambda: ["random_real", "class_mean", "kmeans", "full_data"])
-    batch_size: int = 1024  # test-time batch size
+    batch_size: int = 1024  # examples per forward pass at test time (shared by the nets evaluated together)
     every: Optional[int] = None  # validation every n iterations (None: ten times per run; 0: never)
     val_nets: int = 4  # nets for each validation point (random / pretrained init)
     select: str = "best"  # best | last: which distilled set to keep (by validation accuracy)

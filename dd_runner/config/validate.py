@@ -62,8 +62,9 @@ def validate(cfg) -> None:
               "distill.decay_every", "distill.decay_factor", "distill.seq_len", "eval.nets", "eval.batch_size",
               "eval.val_nets", "eval.tune_nets", "train.epochs", "train.lr", "train.batch_size",
               "logger.log_every", "dataset.max_length")
-    _positive(cfg, "distill.recompute_every", "eval.every", "eval.full_data_nets", "train.weight_decay",
-              "labels.init_scale", "checkpoint.every", allow_zero=True)
+    _positive(cfg, "distill.recompute_every", "distill.vmap_chunk", "distill.real_chunk", "eval.every",
+              "eval.full_data_nets", "train.weight_decay", "labels.init_scale", "checkpoint.every",
+              allow_zero=True)
     if cfg.distill.decay_factor > 1:
         raise ConfigError(f"distill.decay_factor={cfg.distill.decay_factor} must be in (0, 1]")
     if len(cfg.distill.betas) != 2 or not all(0 <= b < 1 for b in cfg.distill.betas):

@@ -52,7 +52,7 @@ def performance_matching(ctx: RunContext) -> Distilled:
         for it in range(first, d.iterations):                                          # 2
             real = batches.next()                                                      # 3
             thetas = ctx.inits.train_nets(it, d.sample_nets)                           # 4
-            options = EngineOptions(d.accumulate_loss, current_loss_scale(scaler, ctx.device), d.recompute_every)
+            options = EngineOptions.from_config(d, current_loss_scale(scaler, ctx.device))
             meta = engine(ctx.learner, thetas, synth, real, options)                   # 5-8
             if not math.isfinite(meta.loss):
                 raise RunError(f"the distillation loss became {meta.loss} at iteration {it + 1}: lower "

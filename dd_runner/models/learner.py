@@ -130,6 +130,11 @@ class Learner:
             logits = self.forward_real(self.as_dict(params), batch)
         return F.cross_entropy(upcast(logits), batch.labels)
 
+    def real_loss_weight(self, batch: Split) -> float:
+        """What `real_loss` averages over in `batch` (examples here; a language model: its tokens). Real
+        losses of micro-batches (distill.real_chunk) are combined with these weights."""
+        return float(len(batch))
+
     def sgd_step(self, params: Params, step: Step, create_graph: bool) -> Params:
         """theta_{t+1} = theta_t - lr_t * grad l(x_t, theta_t); with create_graph the step stays differentiable."""
         loss = self.inner_loss(params, step)
@@ -146,13 +151,34 @@ class Learner:
     @torch.no_grad()
     def evaluate(self, params: Params, split: Split, batch_size: int) -> Dict[str, float]:
         """Accuracy and mean loss of one network on a split."""
-        self.module.eval()
-        correct, loss_sum = 0, 0.0
-        named = self.as_dict(params)
+        totals: Dict[str, torch.Tensor] = {}
         for batch in split.batches(batch_size):
-            batch = batch.to(self.device)
-            with self.precision.autocast():
-                logits = upcast(self.forward_real(named, batch))
-            loss_sum += F.cross_entropy(logits, batch.labels, reduction="sum").item()
-            correct += (logits.argmax(-1) == batch.labels).sum().item()
-        return {"acc": correct / len(split), "loss": loss_sum / len(split)}
+            for key, value in self.batch_stats(params, batch.to(self.device)).items():
+                totals[key] = totals[key] + value if key in totals else value
+        return self.metrics_from(totals, split)
+
+    def batch_stats(self, params: Params, batch: Split) -> Dict[str, torch.Tensor]:
+        """Summed evaluation statistics of one batch, as tensors: no `.item()`, so it runs under vmap
+        (batched evaluation) and the loop syncs with the device once per split, not once per batch."""
+        self.module.eval()
+        with self.precision.autocast():
+            logits = upcast(self.forward_real(self.as_dict(params), batch))
+        return {"correct": (logits.argmax(-1) == batch.labels).sum(),
+                "loss": F.cross_entropy(logits, batch.labels, reduction="sum")}
+
+    def metrics_from(self, totals: Dict[str, torch.Tensor], split: Split) -> Dict[str, float]:
+        """The metrics of one network from its summed `batch_stats` over `split`."""
+        return {"acc": totals["correct"].item() / len(split), "loss": totals["loss"].item() / len(split)}
+
+    # --- batching several networks under torch.func.vmap (models/stacked.py) ----------------------
+    def vmap_blocker(self) -> Optional[str]:
+        """Why this network cannot be trained under vmap, or None when it can (engine=vmap, batched
+        evaluation). Active dropout would need randomness="different" (slow, and its masks would not
+        match the loop's); batch norm updates running statistics in place. Subclasses whose forward
+        has other vmap-unsafe parts (data-dependent control flow, in-place buffers) override this."""
+        for name, m in self.module.named_modules():
+            if isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0:
+                return f"it has active dropout ({name}, p={m.p}; set model.dropout=0)"
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
+                return f"batch norm ({name}) updates running statistics in place"
+        return None
