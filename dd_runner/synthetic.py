@@ -18,7 +18,7 @@ from torch import nn
 from dd_runner.errors import unknown
 from dd_runner.models.learner import Step
 
-LABEL_TYPES = ("hard", "soft", "unrestricted")
+LABEL_TYPES = ("hard", "soft", "unrestricted", "teacher")
 
 
 def inverse_softplus(value: float) -> float:
@@ -29,7 +29,7 @@ def inverse_softplus(value: float) -> float:
 class SyntheticSet(nn.Module):
     def __init__(self, steps: int, epochs: int, num_classes: int, ipc: int, example_shape: Sequence[int],
                  label_type: str = "hard", init_lr: float = 0.02, learn_lr: bool = True,
-                 label_init_scale: float = 1.0):
+                 label_init_scale: float = 1.0, shared_lr: bool = False, teacher=None):
         super().__init__()
         if label_type not in LABEL_TYPES:
             raise unknown("label type", label_type, LABEL_TYPES)
@@ -37,11 +37,13 @@ class SyntheticSet(nn.Module):
         self.num_classes, self.label_type = num_classes, label_type
         per_step = num_classes * ipc
         self.data = nn.Parameter(torch.randn(steps, per_step, *example_shape))
-        self.raw_lrs = nn.Parameter(torch.full((steps * epochs,), inverse_softplus(init_lr)),
+        # shared_lr: one step size for all steps (trajectory matching), else one per unrolled step
+        self.raw_lrs = nn.Parameter(torch.full((1 if shared_lr else steps * epochs,), inverse_softplus(init_lr)),
                                     requires_grad=learn_lr)
+        self.teacher = teacher  # labels=teacher: a Teacher giving soft targets for any inputs
         self.register_buffer("classes", torch.arange(num_classes).repeat_interleave(ipc))
         one_hot = F.one_hot(self.classes, num_classes).float().expand(steps, -1, -1).clone()
-        if label_type == "hard":
+        if label_type in ("hard", "teacher"):  # teacher: hard labels plus the teacher's soft targets
             self.register_buffer("labels", one_hot)
         else:  # soft: logits through softmax; unrestricted: the vectors themselves
             self.labels = nn.Parameter(one_hot * label_init_scale)
@@ -56,7 +58,8 @@ class SyntheticSet(nn.Module):
         return self.data.shape[1]
 
     def lrs(self) -> torch.Tensor:
-        return F.softplus(self.raw_lrs)
+        """The step size of every unrolled step (steps x epochs)."""
+        return F.softplus(self.raw_lrs).expand(self.num_steps)
 
     def targets(self, s: int) -> torch.Tensor:
         """Target distributions of step batch s, as the inner loss sees them."""
@@ -64,7 +67,8 @@ class SyntheticSet(nn.Module):
 
     def step(self, t: int) -> Step:
         s = t % self.steps
-        return Step(x=self.data[s], y=self.targets(s), lr=F.softplus(self.raw_lrs[t]))
+        lr = F.softplus(self.raw_lrs[t if len(self.raw_lrs) > 1 else 0])
+        return with_teacher(Step(x=self.data[s], y=self.targets(s), lr=lr), self.teacher)
 
     def unrolled(self) -> List[Step]:
         """All steps x epochs inner steps, in training order, differentiable w.r.t. the leaves."""
@@ -72,6 +76,16 @@ class SyntheticSet(nn.Module):
 
     def learnable(self) -> List[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
+
+    def class_examples(self, c: int):
+        """All synthetic examples of class c across steps, with their targets: (x, y)."""
+        slots = torch.nonzero(self.classes == c).flatten()
+        targets = self.all_targets()[:, slots]
+        return self.data[:, slots].flatten(0, 1), targets.flatten(0, 1)
+
+    def class_examples_all(self):
+        """Every synthetic example with its target, flattened across steps: (x, y)."""
+        return self.data.flatten(0, 1), self.all_targets().flatten(0, 1)
 
     def all_targets(self) -> torch.Tensor:
         return torch.stack([self.targets(s) for s in range(self.steps)])
@@ -94,10 +108,13 @@ def make_synthetic(cfg, data, learner, seed: int) -> SyntheticSet:
     """The SyntheticSet a run starts from, sized by distill.* and initialised by distill.init_from."""
     from dd_runner.seeding import generator
 
+    from dd_runner.teacher import make_teacher
+
     d = cfg.distill
     synth = SyntheticSet(d.steps, d.epochs, data.num_classes, d.ipc, learner.synthetic_shape(data, d),
                          label_type=cfg.labels.type, init_lr=d.init_lr, learn_lr=d.learn_lr,
-                         label_init_scale=cfg.labels.init_scale)
+                         label_init_scale=cfg.labels.init_scale, shared_lr=d.shared_lr,
+                         teacher=make_teacher(cfg.labels, learner))
     gen = generator(seed, "synthetic-init")
     with torch.no_grad():
         if d.init_from == "real":
@@ -108,7 +125,15 @@ def make_synthetic(cfg, data, learner, seed: int) -> SyntheticSet:
     return synth.to(learner.device, learner.dtype)
 
 
-def fixed_steps(data: torch.Tensor, targets: torch.Tensor, lrs: torch.Tensor, epochs: int) -> List[Step]:
+def with_teacher(step: Step, teacher) -> Step:
+    """Attach a teacher's soft targets for the step's inputs (labels=teacher); identity without one."""
+    if teacher is None:
+        return step
+    return Step(step.x, step.y, step.lr, {**step.extras, **teacher.extras(step.x)})
+
+
+def fixed_steps(data: torch.Tensor, targets: torch.Tensor, lrs: torch.Tensor, epochs: int, teacher=None) -> List[Step]:
     """A step sequence from fixed tensors (baselines, a loaded distilled set): data (steps, n, ...)."""
     steps = data.shape[0]
-    return [Step(x=data[t % steps], y=targets[t % steps], lr=lrs[t]) for t in range(steps * epochs)]
+    return [with_teacher(Step(x=data[t % steps], y=targets[t % steps], lr=lrs[t]), teacher)
+            for t in range(steps * epochs)]

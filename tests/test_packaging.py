@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -17,8 +18,12 @@ def test_pyproject_lists_every_subpackage():
 
 
 def test_a_built_wheel_holds_the_code_and_the_configs(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
-                           "-w", str(tmp_path), str(REPO)], capture_output=True, text=True, timeout=300)
+    source = tmp_path / "src"  # build from a copy: setuptools writes build/ next to the sources
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "dd_runner", "conf"):
+        (shutil.copytree if (REPO / name).is_dir() else shutil.copy)(REPO / name, source / name)
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path),
+                           str(source)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     import zipfile
 

@@ -1,9 +1,15 @@
-"""How a distilled set (or a baseline) is judged: train networks on it exactly as distilled — same step
-order, lrs and epochs — and measure them on a held-out split.
+"""How a distilled set (or a baseline) is judged: train fresh networks on it and measure them on a
+held-out split — every method and every baseline by the same schedule.
+
+Schedules (`eval.schedule`):
+- distilled: exactly as distilled — steps x epochs GD steps in the set's order with its learned lrs
+  (Wang et al.'s protocol); a set without learned lrs gets one fixed lr tuned on validation;
+- train: `eval.train_epochs` epochs of minibatch SGD with momentum and weight decay over the set's
+  examples, lr tuned on validation and divided by 10 halfway (the DC / DM / MTT protocol).
 
 Fixed init evaluates its one theta_0; random / pretrained init evaluate `eval.nets` initialisations never
-seen in distillation, reported as mean +- std. The validation split serves model selection (which
-distilled set to keep, which lr a baseline gets); the test split only the reported figures.
+seen in distillation, reported as mean +- std. The validation split serves model selection (which set
+to keep, which lr); the test split only the reported figures.
 
 Networks are trained and tested together under vmap (`batched_accuracies`) whenever the model allows it
 (`Learner.vmap_blocker`); otherwise one at a time (`looped_accuracies`). Both give the same figures up
@@ -14,19 +20,38 @@ and training can amplify that into a few test examples of one net).
 from __future__ import annotations
 
 import statistics
-from typing import Dict, List, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
+
+import torch
 
 from dd_runner.data.bundle import Split
 from dd_runner.models.learner import Learner, Params, Step
 from dd_runner.models.stacked import StackedNets, groups, stack
+from dd_runner.seeding import generator
+from dd_runner.synthetic import fixed_steps
 
 
-def accuracies(learner: Learner, thetas: Sequence[Params], steps: Sequence[Step], split: Split,
-               batch_size: int) -> List[float]:
-    """Test accuracy of each network after training on `steps` (no meta-graph)."""
+class Schedule:
+    """A step sequence (iterated afresh for every network) and the optimiser details it is trained with."""
+
+    def __init__(self, steps, momentum: float = 0.0, weight_decay: float = 0.0):
+        self._steps, self.momentum, self.weight_decay = steps, momentum, weight_decay
+
+    def __iter__(self) -> Iterator[Step]:
+        return iter(self._steps() if callable(self._steps) else self._steps)
+
+
+def as_schedule(steps) -> Schedule:
+    """A Schedule from a Schedule or a plain list of steps (plain SGD)."""
+    return steps if isinstance(steps, Schedule) else Schedule([s.detached() for s in steps])
+
+
+def accuracies(learner: Learner, thetas: Sequence[Params], steps, split: Split, batch_size: int) -> List[float]:
+    """Test accuracy of each network after training on `steps` (a Schedule or a list of steps)."""
+    schedule = as_schedule(steps)
     if batchable(learner):
-        return batched_accuracies(learner, thetas, steps, split, batch_size)
-    return looped_accuracies(learner, thetas, steps, split, batch_size)
+        return batched_accuracies(learner, thetas, schedule, split, batch_size)
+    return looped_accuracies(learner, thetas, schedule, split, batch_size)
 
 
 def batchable(learner: Learner) -> bool:
@@ -36,26 +61,29 @@ def batchable(learner: Learner) -> bool:
     return learner.vmap_blocker() is None and type(learner).evaluate is Learner.evaluate
 
 
-def looped_accuracies(learner: Learner, thetas: Sequence[Params], steps: Sequence[Step], split: Split,
+def looped_accuracies(learner: Learner, thetas: Sequence[Params], steps, split: Split,
                       batch_size: int) -> List[float]:
-    steps = [s.detached() for s in steps]
-    return [learner.evaluate(learner.train_on_steps(theta, steps), split, batch_size)["acc"] for theta in thetas]
+    schedule = as_schedule(steps)
+    return [learner.evaluate(learner.train_on_steps(theta, schedule, schedule.momentum, schedule.weight_decay),
+                             split, batch_size)["acc"] for theta in thetas]
 
 
-def batched_accuracies(learner: Learner, thetas: Sequence[Params], steps: Sequence[Step], split: Split,
+def batched_accuracies(learner: Learner, thetas: Sequence[Params], steps, split: Split,
                        batch_size: int) -> List[float]:
     """All nets at once, in groups small enough that one inner step of a group holds at most
     `batch_size` synthetic examples, and test passes of `batch_size` examples over the whole group:
     memory is bounded by `batch_size` as in the loop, plus the stacked parameters of a group."""
+    schedule = as_schedule(steps)
     nets = StackedNets(learner)
-    per_group = max(1, batch_size // max(1, len(steps[0].x))) if steps else len(thetas)
+    first = next(iter(schedule), None)
+    per_group = max(1, batch_size // max(1, len(first.x))) if first is not None else len(thetas)
     split = split.to(learner.device)  # once, not once per (small) batch of every group
     accs: List[float] = []
     for group in groups(thetas, per_group):
         if len(group) == 1:  # nothing to batch: skip vmap's overhead
-            accs += looped_accuracies(learner, group, steps, split, batch_size)
+            accs += looped_accuracies(learner, group, schedule, split, batch_size)
             continue
-        trained = nets.train_on_steps(stack(group), steps)
+        trained = nets.train_on_steps(stack(group), schedule, schedule.momentum, schedule.weight_decay)
         accs += [m["acc"] for m in nets.evaluate(trained, split, batch_size)]
     return accs
 
@@ -66,3 +94,27 @@ def summary(accs: Sequence[float]) -> Dict[str, float]:
         "acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
         "n_nets": len(accs),
     }
+
+
+def make_schedule(eval_cfg, seed: int, x: torch.Tensor, targets: torch.Tensor, epochs: int,
+                  lrs: Optional[torch.Tensor] = None, lr: Optional[float] = None, teacher=None) -> Schedule:
+    """The evaluation schedule for a set laid out as (steps, examples, ...): with `lrs` (learned, one per
+    unrolled step) under schedule=distilled, else with the fixed `lr`."""
+    if eval_cfg.schedule == "distilled":
+        if lrs is None:
+            lrs = torch.full((x.shape[0] * epochs,), float(lr), device=x.device, dtype=x.dtype)
+        return Schedule(fixed_steps(x, targets, lrs, epochs, teacher))
+    xs, ys = x.flatten(0, 1).detach(), targets.flatten(0, 1).detach()
+    extras = teacher.extras(xs) if teacher is not None else {}  # the teacher labels each example once
+
+    def steps() -> Iterator[Step]:
+        gen = generator(seed, "eval-train-schedule")  # the same minibatch order for every network
+        for epoch in range(eval_cfg.train_epochs):
+            decay = 0.1 if epoch >= eval_cfg.train_epochs // 2 else 1.0
+            step_lr = torch.tensor(float(lr) * decay, device=x.device, dtype=x.dtype)
+            order = torch.randperm(len(xs), generator=gen).to(xs.device)
+            for start in range(0, len(order), eval_cfg.train_batch):
+                idx = order[start:start + eval_cfg.train_batch]
+                yield Step(xs[idx], ys[idx], step_lr, {k: v[idx] if v.dim() else v for k, v in extras.items()})
+
+    return Schedule(steps, eval_cfg.train_momentum, eval_cfg.train_weight_decay)

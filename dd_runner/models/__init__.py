@@ -9,6 +9,7 @@ from dd_runner.registry import Registry
 
 ARCHS = Registry("model architecture")
 ARCHS.add("lenet", "dd_runner.models.lenet:build_lenet")
+ARCHS.add("convnet", "dd_runner.models.convnet:build_convnet")
 
 
 def build_learner(model_cfg, data, device, precision) -> Learner:

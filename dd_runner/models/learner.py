@@ -68,6 +68,16 @@ def draw_weights(module: nn.Module, scheme: str, seed: int) -> nn.Module:
     return module
 
 
+def sgd_update(params: Params, grads, lr, buffers, momentum: float, weight_decay: float):
+    """torch.optim.SGD's update (dampening 0, no Nesterov) on parameter tuples: (new params, buffers)."""
+    if weight_decay:
+        grads = [g + weight_decay * p for g, p in zip(grads, params)]
+    if momentum:
+        buffers = list(grads) if buffers is None else [momentum * b + g for b, g in zip(buffers, grads)]
+        grads = buffers
+    return tuple(p - lr * g for p, g in zip(params, grads)), buffers
+
+
 class Learner:
     """Classification learner for modules that map an input tensor to logits."""
 
@@ -90,6 +100,14 @@ class Learner:
 
     def forward_real(self, params: Dict[str, torch.Tensor], batch: Split) -> torch.Tensor:
         return functional_call(self.module, params, (batch.inputs,))
+
+    def synthetic_features(self, params: Dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features of synthetic inputs (distribution matching): modules take return_features."""
+        return functional_call(self.module, params, (x,), {"return_features": True})
+
+    def real_features(self, params: Dict[str, torch.Tensor], batch: Split) -> torch.Tensor:
+        """Penultimate features of real inputs (distribution matching, herding / k-center coresets)."""
+        return functional_call(self.module, params, (batch.inputs,), {"return_features": True})
 
     def to_synthetic_space(self, batch: Split) -> torch.Tensor:
         """Real examples as synthetic inputs (init_from=real, real-example baselines)."""
@@ -120,6 +138,11 @@ class Learner:
         self.module.train()
         with self.precision.autocast():
             logits = self.forward_synthetic(self.as_dict(params), step)
+        if "teacher_probs" in step.extras:  # labels=teacher: knowledge distillation from a teacher network
+            from dd_runner.teacher import kd_loss
+
+            e = step.extras
+            return kd_loss(logits, step.y, e["teacher_probs"], e["kd_temperature"], e["kd_alpha"])
         return soft_cross_entropy(logits, step.y)
 
     def real_loss(self, params: Params, batch: Split, train_mode: bool = False) -> torch.Tensor:
@@ -141,11 +164,16 @@ class Learner:
         grads = torch.autograd.grad(loss, params, create_graph=create_graph)
         return tuple(p - step.lr * g for p, g in zip(params, grads))
 
-    def train_on_steps(self, params: Params, steps: Sequence[Step]) -> Params:
-        """Train a network on a step sequence without a meta-graph (evaluation)."""
+    def train_on_steps(self, params: Params, steps: Sequence[Step], momentum: float = 0.0,
+                       weight_decay: float = 0.0) -> Params:
+        """Train a network on a step sequence without a meta-graph (evaluation). With momentum or weight
+        decay this is torch.optim.SGD's update with each step's lr (the train evaluation schedule)."""
+        buffers = None
         for step in steps:
+            step = step.detached()
             params = tuple(p.detach().requires_grad_() for p in params)
-            params = self.sgd_step(params, step.detached(), create_graph=False)
+            grads = torch.autograd.grad(self.inner_loss(params, step), params)
+            params, buffers = sgd_update(params, grads, step.lr, buffers, momentum, weight_decay)
         return tuple(p.detach() for p in params)
 
     @torch.no_grad()

@@ -20,7 +20,7 @@ from torch.func import grad, vmap
 
 from dd_runner.data.bundle import Split
 from dd_runner.errors import ConfigError
-from dd_runner.models.learner import Learner, Params, Step
+from dd_runner.models.learner import Learner, Params, Step, sgd_update
 
 
 def stack(thetas: Sequence[Params]) -> Params:
@@ -60,6 +60,9 @@ class StackedNets:
         grads = grad(self.learner.inner_loss)(params, step)
         return tuple(p - step.lr * g for p, g in zip(params, grads))
 
+    def _grads(self, params: Params, step: Step) -> Params:
+        return vmap(grad(self.learner.inner_loss), in_dims=(0, None))(params, step)
+
     def sgd_step(self, params: Params, step: Step, create_graph: bool = True) -> Params:
         """One inner step of every net. Differentiable whenever its inputs are (create_graph is implied:
         torch.func.grad keeps the graph of its result for the autograd outside it)."""
@@ -74,12 +77,19 @@ class StackedNets:
     def real_loss_weight(self, batch: Split) -> float:
         return self.learner.real_loss_weight(batch)
 
-    def train_on_steps(self, params: Params, steps: Sequence[Step]) -> Params:
-        """Train every net on a step sequence without a meta-graph (evaluation, recompute's forward)."""
-        params = tuple(p.detach() for p in params)
+    def train_on_steps(self, params: Params, steps: Sequence[Step], momentum: float = 0.0,
+                       weight_decay: float = 0.0) -> Params:
+        """Train every net on a step sequence without a meta-graph (evaluation, recompute's forward);
+        momentum and weight decay as in Learner.train_on_steps (the buffers are stacked too)."""
+        params, buffers = tuple(p.detach() for p in params), None
         with torch.no_grad():  # torch.func.grad ignores it; it keeps the updates themselves graph-free
             for step in steps:
-                params = self.sgd_step(params, step.detached())
+                step = step.detached()
+                if not momentum and not weight_decay:
+                    params = self.sgd_step(params, step)
+                    continue
+                params, buffers = sgd_update(params, self._grads(params, step), step.lr, buffers, momentum,
+                                             weight_decay)
         return params
 
     @torch.no_grad()
