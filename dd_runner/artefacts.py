@@ -88,11 +88,14 @@ def text_metadata(cfg) -> Dict[str, str]:
 
 
 def save_distilled(path: Path, cfg, data, synth) -> None:
+    meta = distilled_metadata(cfg, data, synth)
     with torch.no_grad():
         tensors = {"data": synth.data, "targets": synth.all_targets(), "lrs": synth.lrs(), "classes": synth.classes,
-                   **synth.artefact_tensors()}
-    save_tensors(path, {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()},
-                 distilled_metadata(cfg, data, synth))
+                   **synth.artefact_tensors()}  # e.g. text: attention labels
+        if synth.teacher is not None:  # labels=teacher: the soft targets each example is trained towards
+            tensors["teacher_probs"] = torch.stack([synth.teacher.extras(x)["teacher_probs"] for x in synth.data])
+            meta.update(temperature=str(synth.teacher.temperature), alpha=str(synth.teacher.alpha))
+    save_tensors(path, {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}, meta)
 
 
 def save_image_grid(path: Path, synth, data) -> None:

@@ -20,7 +20,7 @@ from torch import nn
 
 from dd_runner.errors import ConfigError
 from dd_runner.seeding import derive_seed, generator
-from dd_runner.synthetic import SyntheticSet, initialise_data
+from dd_runner.synthetic import SyntheticSet, initialise_data, synthetic_options
 
 ATTENTION_LABELS = ("none", "cls", "all")
 
@@ -56,7 +56,7 @@ def _model_attention(learner, data: torch.Tensor, attention: str, seed: int) -> 
 def _classification_set(cfg, data, learner, seed: int) -> SyntheticSet:
     d, labels = cfg.distill, cfg.labels
     args = (d.steps, d.epochs, data.num_classes, d.ipc, learner.synthetic_shape(data, d))
-    kwargs = dict(label_type=labels.type, init_lr=d.init_lr, learn_lr=d.learn_lr, label_init_scale=labels.init_scale)
+    kwargs = synthetic_options(cfg, learner)
     if labels.attention == "none":
         synth = SyntheticSet(*args, **kwargs)
         initialise_data(synth, d.init_from, data, learner, seed)
@@ -94,8 +94,8 @@ def _language_modeling_set(cfg, data, learner, seed: int) -> SyntheticSet:
     # A one-hot logit over a whole vocabulary would be almost uniform after softmax; scaling it by log(V)
     # puts about half the mass on the real next token at init_scale=1 (as one-hot logits do for 4 classes).
     scale = labels.init_scale * (math.log(vocab) if labels.type == "soft" else 1.0)
-    synth = SyntheticSet(d.steps, d.epochs, 1, d.ipc, learner.synthetic_shape(data, d), label_type=labels.type,
-                         init_lr=d.init_lr, learn_lr=d.learn_lr, label_init_scale=scale,
+    options = {**synthetic_options(cfg, learner), "label_init_scale": scale}
+    synth = SyntheticSet(d.steps, d.epochs, 1, d.ipc, learner.synthetic_shape(data, d), **options,
                          initial_targets=one_hot.view(d.steps, d.ipc, S, vocab))
     with torch.no_grad():
         if d.init_from == "real":

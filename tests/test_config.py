@@ -16,7 +16,7 @@ from dd_runner.errors import ConfigError
 from conftest import compose_cfg
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-GROUPS = ["dataset", "model", "init", "labels", "method", "logger", "experiment"]
+GROUPS = ["dataset", "model", "init", "labels", "method", "logger", "augment", "experiment"]
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
 NEEDS = {  # options that only make sense together with other settings
     ("init", "pretrained"): ["init.checkpoint=model.safetensors"],
@@ -26,7 +26,11 @@ NEEDS = {  # options that only make sense together with other settings
     ("model", "distilbert"): ["dataset=agnews"], ("model", "bert"): ["dataset=agnews_offline"],
     ("model", "gpt_neo"): ["dataset=english_quotes"],
     ("method", "logit_match"): ["dataset=english_quotes", "model=gpt_neo"],
+    ("labels", "teacher"): ["labels.teacher=model.safetensors"],
+    ("method", "trajectory_matching"): ["method.experts=experts"],
 }
+IDENTITY = {"dataset": "name", "model": "name", "init": "mode", "labels": "type", "method": "name",
+            "logger": "name", "augment": "name"}
 
 
 def test_defaults_match_the_contract():
@@ -48,6 +52,8 @@ def test_every_option_composes_and_validates(group, option):
     overrides = [f"{group}={option}"] + NEEDS.get((group, option), [])
     cfg = compose_cfg(overrides)
     assert cfg.model.modality == cfg.dataset.modality
+    if group in IDENTITY:  # the option is what the config now holds (offline variants keep their dataset's name)
+        assert option.startswith(str(OmegaConf.select(cfg, f"{group}.{IDENTITY[group]}")))
     validate(cfg)
     OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
 

@@ -10,6 +10,7 @@ import torch
 from dd_runner.data.bundle import Split
 from dd_runner.device import Precision
 from dd_runner.engines import ENGINES, EngineOptions
+from dd_runner.models.learner import Step
 from dd_runner.models.transformer import CausalLMLearner, TextClassifierLearner
 from dd_runner.synthetic import SyntheticSet
 from dd_runner.synthetic_text import AttentionLabelledSet
@@ -113,3 +114,26 @@ def test_language_model_recompute_equals_unroll(label_type):
     for ga, gb in zip(a.grads, b.grads):
         torch.testing.assert_close(ga, gb, rtol=1e-9, atol=1e-12)
         assert ga.abs().max() > 0
+
+
+@pytest.mark.parametrize("make", [tiny_classifier, tiny_lm], ids=["distilbert", "gpt_neo"])
+def test_batched_evaluation_of_transformers_matches_the_loop(make):
+    """Evaluation trains and tests transformer networks together under vmap: the same metrics (acc, loss;
+    language models: ppl) as one network at a time."""
+    from dd_runner.eval.protocol import batchable, batched_scores, looped_scores
+
+    learner = make()
+    assert batchable(learner), learner.vmap_blocker()
+    lm = learner.task == "language_modeling"
+    torch.manual_seed(5)
+    x = torch.randn(2, CLASSES, SEQ, HIDDEN, dtype=torch.float64)
+    y = (torch.softmax(torch.randn(2, CLASSES, SEQ, VOCAB), -1) if lm else torch.eye(CLASSES).expand(2, -1, -1)).double()
+    steps = [Step(x[t], y[t], torch.tensor(0.3, dtype=torch.float64)) for t in range(2)]
+    thetas = [learner.draw(seed) for seed in range(3)]
+    split = real_tokens(classes=not lm)
+    looped = looped_scores(learner, thetas, steps, split, batch_size=8)
+    batched = batched_scores(learner, thetas, steps, split, batch_size=64)
+    assert len({round(m["loss"], 6) for m in looped}) == 3  # three different networks
+    for a, b in zip(looped, batched):
+        assert a.keys() == b.keys() and ("ppl" in a) == lm
+        assert all(a[k] == pytest.approx(b[k], rel=1e-9) for k in a)

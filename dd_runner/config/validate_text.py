@@ -23,6 +23,9 @@ def validate_text(cfg) -> None:
     if cfg.method.name == "logit_match" and cfg.labels.type != "hard":
         raise ConfigError(f"method=logit_match learns no labels (its targets are the model's own next-token "
                           f"predictions): use labels=hard, not labels={cfg.labels.type}")
+    if cfg.labels.type == "teacher" and cfg.dataset.task != "classification":
+        raise ConfigError(f"labels=teacher distils a classifier's class probabilities; dataset={cfg.dataset.name} is "
+                          f"{cfg.dataset.task}: use labels=hard, soft or unrestricted")
     if (cfg.model.weight_init == "transformers") != (cfg.model.modality == "text"):
         raise ConfigError(f"model.weight_init={cfg.model.weight_init} does not fit model={cfg.model.name}: transformers "
                           "draw p(theta) from their own initialisation (weight_init=transformers), other models "

@@ -19,6 +19,7 @@ import torch
 from dd_runner.data.bundle import DataBundle, Split
 from dd_runner.data.splits import ROLES, resolve_roles, source_names, split_permutations
 from dd_runner.errors import ConfigError, DataError
+from dd_runner.hub import quiet_hub
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,8 @@ def load_tokenizer(model_cfg):
     if not name:
         raise ConfigError(f"model={model_cfg.name} needs model.tokenizer or model.name_or_path (a hub id or a local directory)")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(name), trust_remote_code=model_cfg.trust_remote_code)
+        with quiet_hub():
+            tokenizer = AutoTokenizer.from_pretrained(str(name), trust_remote_code=model_cfg.trust_remote_code)
     except (OSError, ValueError) as e:
         raise DataError(f"cannot load the tokenizer '{name}' ({type(e).__name__}; offline?): set model.tokenizer "
                         "(or model.name_or_path) to a local directory with tokenizer files") from None
@@ -76,15 +78,22 @@ def _load_sources(cfg, wanted: set):
         kwargs = {"column_names": list(cfg.columns)} if cfg.columns and BUILDERS[suffix] == "csv" else {}
         if suffix == ".tsv":
             kwargs["sep"] = "\t"
+        paths = ", ".join(p for s in sorted(wanted) for p in files[s])
         try:
-            loaded = datasets.load_dataset(BUILDERS[suffix], data_files={s: files[s] for s in wanted}, **kwargs)
-        except Exception as e:  # pyarrow / pandas parse errors
-            raise DataError(f"cannot read dataset.data_files ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
-        return {s: loaded[s] for s in wanted}, ", ".join(p for s in sorted(wanted) for p in files[s])
+            with quiet_hub():
+                loaded = datasets.load_dataset(BUILDERS[suffix], data_files={s: files[s] for s in wanted}, **kwargs)
+        except Exception as e:  # pyarrow / pandas parse errors, wrapped by datasets: report the innermost
+            while e.__cause__ is not None or e.__context__ is not None:
+                e = e.__cause__ or e.__context__
+            first = (str(e).strip().splitlines() or [""])[0][:200]
+            raise DataError(f"cannot read {paths} as {BUILDERS[suffix]} ({type(e).__name__}: {first}): check the file, "
+                            "or point dataset.data_files elsewhere") from None
+        return {s: loaded[s] for s in wanted}, paths
     if not cfg.hub_name:
         raise ConfigError(f"dataset={cfg.name} needs dataset.hub_name or dataset.data_files")
     try:
-        loaded = datasets.load_dataset(cfg.hub_name)
+        with quiet_hub():
+            loaded = datasets.load_dataset(cfg.hub_name)
     except (ConnectionError, OSError) as e:
         raise DataError(f"cannot download '{cfg.hub_name}' from the Hugging Face hub ({type(e).__name__}); set "
                         f"dataset.data_files to local files (see dataset={cfg.name}_offline)") from None
@@ -100,6 +109,14 @@ def _tokenizer_fingerprint(tokenizer) -> str:
     backend = getattr(tokenizer, "backend_tokenizer", None)
     spec = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
     return Hasher.hash([type(tokenizer).__name__, spec, tokenizer.pad_token_id, tokenizer.padding_side])
+
+
+def _is_int(value) -> bool:
+    try:
+        int(value)
+        return True
+    except (TypeError, ValueError):
+        return False
 
 
 def _tokenised(ds, cfg, tokenizer, tokenizer_id: str, classification: bool):
@@ -120,7 +137,12 @@ def _tokenised(ds, cfg, tokenizer, tokenizer_id: str, classification: bool):
         out = tokenizer(texts, max_length=max_length, truncation=True, padding="max_length")
         result = {"input_ids": out["input_ids"], "attention_mask": out["attention_mask"]}
         if classification:
-            result["label"] = [int(v) - offset for v in batch[cfg.label_column]]
+            try:
+                result["label"] = [int(v) - offset for v in batch[cfg.label_column]]
+            except (TypeError, ValueError):
+                bad = next(v for v in batch[cfg.label_column] if not _is_int(v))
+                raise DataError(f"column '{cfg.label_column}' holds {str(bad)[:40]!r}, not an integer class: "
+                                "check the file, or dataset.label_column / dataset.columns") from None
         return result
 
     fingerprint = Hasher.hash([ds._fingerprint, tokenizer_id, cfg.text_column, cfg.label_column if classification else None,

@@ -10,6 +10,7 @@ from dd_runner.registry import Registry
 
 ARCHS = Registry("model architecture")
 ARCHS.add("lenet", "dd_runner.models.lenet:build_lenet")
+ARCHS.add("convnet", "dd_runner.models.convnet:build_convnet")
 ARCHS.add("hf_classifier", "dd_runner.models.hf:build_hf_classifier")
 ARCHS.add("hf_causal_lm", "dd_runner.models.hf:build_hf_causal_lm")
 

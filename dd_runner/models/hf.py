@@ -14,35 +14,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Dict, Set, Tuple
 
 from omegaconf import OmegaConf
 
 from dd_runner.errors import ConfigError, DataError
+from dd_runner.hub import quiet_hub
 
 log = logging.getLogger(__name__)
 
 
 def _plain(node) -> Dict[str, Any]:
     return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node or {})
-
-
-@contextmanager
-def _quiet_transformers():
-    """transformers prints a load report and a progress bar for every model; the run log says it once instead."""
-    from transformers.utils import logging as hf_logging
-
-    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 def _dropout_fields(config, dropout: float) -> Dict[str, float]:
@@ -113,9 +97,10 @@ def load_module(model_cfg, tokenizer, task: str, num_labels=None) -> Tuple[Any, 
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     auto = AutoModelForSequenceClassification if task == "classification" else AutoModelForCausalLM
-    config = build_config(model_cfg, tokenizer, num_labels)
+    with quiet_hub():
+        config = build_config(model_cfg, tokenizer, num_labels)
     kwargs = dict(attn_implementation="eager", trust_remote_code=model_cfg.trust_remote_code)
-    with _quiet_transformers():
+    with quiet_hub():
         if not model_cfg.pretrained:
             module = auto.from_config(config, **kwargs)
             return module, {n for n, _ in module.named_parameters()}

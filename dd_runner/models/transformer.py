@@ -118,6 +118,15 @@ class TransformerLearner(Learner):
     def forward_real(self, params, batch: Split) -> torch.Tensor:
         return self._call(params, input_ids=batch.inputs, attention_mask=batch.mask).logits
 
+    # --- features (distribution matching; herding / k-center coresets) ------------------------------
+    # The last layer's hidden state of the first token: what a classifier head reads ([CLS]).
+    def synthetic_features(self, params, x: torch.Tensor) -> torch.Tensor:
+        return self._call(params, inputs_embeds=x, output_hidden_states=True).hidden_states[-1][:, 0]
+
+    def real_features(self, params, batch: Split) -> torch.Tensor:
+        out = self._call(params, input_ids=batch.inputs, attention_mask=batch.mask, output_hidden_states=True)
+        return out.hidden_states[-1][:, 0]
+
 
 def attention_kl(attentions: Sequence[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
     """KL(target || model) of attention distributions, averaged over examples, layers, heads (and query
@@ -180,20 +189,22 @@ class CausalLMLearner(TransformerLearner):
         nll, _, count = self._token_nll(logits, batch)
         return nll / count.clamp_min(1)
 
-    @torch.no_grad()
-    def evaluate(self, params: Params, split: Split, batch_size: int) -> Dict[str, float]:
-        """Per-token loss, perplexity and next-token accuracy ('acc', so selection works unchanged)."""
+    def real_loss_weight(self, batch: Split) -> float:
+        """real_loss averages over predicted tokens, so micro-batches are weighted by their token counts."""
+        return float((batch.mask[:, 1:] != 0).sum())
+
+    def batch_stats(self, params: Params, batch: Split) -> Dict[str, torch.Tensor]:
         self.module.eval()
-        nll_sum, correct, count = 0.0, 0, 0
-        named = self.as_dict(params)
-        for batch in split.batches(batch_size):
-            batch = batch.to(self.device)
-            with self.precision.autocast():
-                logits = self.forward_real(named, batch)
-            nll, right, n = self._token_nll(logits, batch)
-            nll_sum, correct, count = nll_sum + nll.item(), correct + right.item(), count + n.item()
-        loss = nll_sum / max(count, 1)
-        return {"acc": correct / max(count, 1), "loss": loss, "ppl": math.exp(min(loss, 700.0))}
+        with self.precision.autocast():
+            logits = self.forward_real(self.as_dict(params), batch)
+        nll, correct, count = self._token_nll(logits, batch)
+        return {"nll": nll, "correct": correct, "tokens": count}
+
+    def metrics_from(self, totals: Dict[str, torch.Tensor], split: Split) -> Dict[str, float]:
+        """Per-token loss, perplexity and next-token accuracy ('acc', so selection works unchanged)."""
+        count = max(int(totals["tokens"].item()), 1)
+        loss = totals["nll"].item() / count
+        return {"acc": totals["correct"].item() / count, "loss": loss, "ppl": math.exp(min(loss, 700.0))}
 
     def next_token_log_probs(self, params: Params, **inputs) -> torch.Tensor:
         """log p(next token) at every position (eval mode; differentiable in inputs_embeds)."""
