@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 from typing import Dict, List, Tuple
 
-import torch
 
 from dd_runner.context import RunContext
 from dd_runner.eval.report import Judge
