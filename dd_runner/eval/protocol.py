@@ -12,14 +12,17 @@ import statistics
 from typing import Dict, List, Sequence
 
 from dd_runner.data.bundle import Split
+from dd_runner.distributed import gather, shard
 from dd_runner.models.learner import Learner, Params, Step
 
 
 def accuracies(learner: Learner, thetas: Sequence[Params], steps: Sequence[Step], split: Split,
                batch_size: int) -> List[float]:
-    """Test accuracy of each network after training on `steps` (no meta-graph)."""
+    """Test accuracy of each network after training on `steps` (no meta-graph). Under torchrun each rank
+    trains its share of the networks and every rank gets all accuracies, in order."""
     steps = [s.detached() for s in steps]
-    return [learner.evaluate(learner.train_on_steps(theta, steps), split, batch_size)["acc"] for theta in thetas]
+    mine = [learner.evaluate(learner.train_on_steps(theta, steps), split, batch_size)["acc"] for theta in shard(thetas)]
+    return gather(mine, len(thetas))
 
 
 def summary(accs: Sequence[float]) -> Dict[str, float]:

@@ -8,6 +8,9 @@
            real batch (summed after every step with distill.accumulate_loss)
     8      meta-gradient of the summed real loss w.r.t. x~, lr~ (and learned labels) via the engine
     9      Adam step on x~, lr~, labels; StepLR decay
+
+Under torchrun the nets of line 4 are split across processes and their meta-gradients summed
+(dd_runner.distributed.meta_gradient); every process then takes the same step.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import torch
 from dd_runner.context import Distilled, LoopStats, RunContext
 from dd_runner.data.stream import RealBatches
 from dd_runner.device import current_loss_scale
+from dd_runner.distributed import meta_gradient
 from dd_runner.engines import ENGINES, EngineOptions
 from dd_runner.errors import RunError
 from dd_runner.eval.selection import ValidationSelection
@@ -53,7 +57,7 @@ def performance_matching(ctx: RunContext) -> Distilled:
             real = batches.next()                                                      # 3
             thetas = ctx.inits.train_nets(it, d.sample_nets)                           # 4
             options = EngineOptions(d.accumulate_loss, current_loss_scale(scaler, ctx.device), d.recompute_every)
-            meta = engine(ctx.learner, thetas, synth, real, options)                   # 5-8
+            meta = meta_gradient(engine, ctx.learner, thetas, synth, real, options)    # 5-8
             if not math.isfinite(meta.loss):
                 raise RunError(f"the distillation loss became {meta.loss} at iteration {it + 1}: lower "
                                f"distill.lr (now {d.lr}) or distill.init_lr (now {d.init_lr}), or set "
