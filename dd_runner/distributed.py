@@ -65,7 +65,7 @@ def init_from_env() -> None:
         if local_rank >= torch.cuda.device_count():
             raise ConfigError(f"torchrun started more processes per node than there are GPUs "
                               f"({torch.cuda.device_count()}): use --nproc_per_node={torch.cuda.device_count()} "
-                              "or fewer, or device=cpu")
+                              "or fewer (on CPUs only: CUDA_VISIBLE_DEVICES= torchrun ...)")
         torch.cuda.set_device(local_rank)
     dist.init_process_group("cpu:gloo,cuda:nccl" if cuda and dist.is_nccl_available() else "gloo")
     if rank() != 0:

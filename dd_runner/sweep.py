@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -35,16 +35,16 @@ class Job:
     dir: Path
     name: str  # the job directory relative to the sweep directory (its job number)
     overrides: Dict[str, str]  # key -> value as typed on the command line
-    metrics: Optional[Dict[str, float]] = None
-    failure: Optional[Dict[str, object]] = None
-    status: str = field(init=False)
+    metrics: Optional[Dict[str, float]] = None  # metrics.json
+    failure: Optional[Dict[str, object]] = None  # failure.json
 
-    def __post_init__(self):
-        self.status = "finished" if self.metrics is not None else "failed" if self.failure is not None else "incomplete"
+    @property
+    def status(self) -> str:
+        return "finished" if self.metrics is not None else "failed" if self.failure is not None else "incomplete"
 
     @property
     def exit_code(self) -> int:
-        return int(self.failure.get("exit_code", 1)) if self.failure is not None and self.metrics is None else 0
+        return int(self.failure.get("exit_code", 1)) if self.status == "failed" else 0
 
     def describe(self, keys: Optional[Sequence[str]] = None) -> str:
         """The job's overrides (only `keys`, e.g. the swept ones, if given)."""
@@ -66,8 +66,7 @@ def read_overrides(path: Path) -> Dict[str, str]:
 
     lines = [str(line) for line in OmegaConf.load(path)]
     parsed = OverridesParser.create().parse_overrides(lines)
-    return {o.get_key_element().lstrip("+~"): o.get_value_element_as_str() if o.value() is not None else "null"
-            for o in parsed}
+    return {o.get_key_element().lstrip("+~"): o.get_value_element_as_str() for o in parsed}
 
 
 def job_number(name: str):

@@ -50,7 +50,7 @@ class Setting:
         return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None, len(values)
 
 
-def test_metric(jobs: Sequence[Job]) -> str:
+def accuracy_metric(jobs: Sequence[Job]) -> str:
     """Distillation runs report test/acc_mean; `mode=train` runs test/acc."""
     return "test/acc" if any("test/acc" in (j.metrics or {}) for j in jobs) and not any(
         "test/acc_mean" in (j.metrics or {}) for j in jobs) else "test/acc_mean"
@@ -86,7 +86,9 @@ def group(jobs: Sequence[Job], keys: Sequence[str]) -> List[Setting]:
     return [Setting(values, members) for values, members in ordered]
 
 
-def fmt(mean: Optional[float], std: Optional[float], n: int) -> str:
+def fmt(stats: Tuple[Optional[float], Optional[float], int]) -> str:
+    """A table cell in %: 'mean ± std' across seeds, the mean alone for one seed, '—' for none."""
+    mean, std, _ = stats
     if mean is None:
         return "—"
     return f"{100 * mean:.2f} ± {100 * std:.2f}" if std is not None else f"{100 * mean:.2f}"
@@ -110,8 +112,8 @@ def table(keys: Sequence[str], settings: Sequence[Setting], metric: str, names: 
         t.add_column(name, justify="right")
     t.add_column("not finished", style="red")
     for s in settings:
-        t.add_row(*map(escape, s.values), f"{len(s.finished)}/{len(s.jobs)}", fmt(*s.stats(metric)), fmt(*s.stats("val/acc_mean")),
-                  *[fmt(*s.stats(f"baselines/{n}/acc_mean")) for n in names], unfinished(s))
+        cells = [fmt(s.stats(m)) for m in (metric, "val/acc_mean", *[f"baselines/{n}/acc_mean" for n in names])]
+        t.add_row(*map(escape, s.values), f"{len(s.finished)}/{len(s.jobs)}", *cells, unfinished(s))
     return t
 
 
@@ -125,7 +127,8 @@ def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence]) -> No
 
 
 def report_rows(keys, settings, metric, names):
-    header = [*keys, "jobs", "finished", "test_acc_mean", "test_acc_std", "val_acc_mean", "val_acc_std"]
+    column = metric.replace("/", "_")  # test_acc_mean by default
+    header = [*keys, "jobs", "finished", column, column.removesuffix("_mean") + "_std", "val_acc_mean", "val_acc_std"]
     header += [f"{n}_acc_{s}" for n in names for s in ("mean", "std")] + ["not_finished"]
     rows = []
     for s in settings:
@@ -213,7 +216,7 @@ def report(sweep_dir: Path, out: Optional[Path] = None, x: Optional[str] = None,
     if not jobs:
         raise ConfigError(f"no jobs in {sweep_dir} (no <job>/.hydra/overrides.yaml); give a sweep directory "
                          "(outputs/multirun/<date>/<time>)")
-    metric = metric or test_metric(jobs)
+    metric = metric or accuracy_metric(jobs)
     swept = swept_keys(jobs)
     keys = [k for k in swept if k != SEED]
     if x is not None and x not in keys:
@@ -248,7 +251,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sweep_dir", type=Path, help="a dd-run -m output directory (outputs/multirun/<date>/<time>)")
     parser.add_argument("--x", help="swept key on the plot's x axis (default: the numeric one with most values)")
-    parser.add_argument("--metric", help="metrics.json key to plot (default: test/acc_mean)")
+    parser.add_argument("--metric", help="metrics.json key in the main column and the plot (default: test/acc_mean)")
     parser.add_argument("--out", type=Path, help="where to write report.csv, jobs.csv, report.png (default: the sweep dir)")
     args = parser.parse_args(argv)
     try:
