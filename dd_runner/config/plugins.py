@@ -12,6 +12,7 @@ schema has a defaults list, which rules that out: its defaults come as overrides
 from __future__ import annotations
 
 import importlib.util
+import logging
 import warnings
 from typing import List
 
@@ -24,6 +25,7 @@ PLUGINS = {"hydra/launcher=submitit_slurm": SUBMITIT, "hydra/launcher=submitit_l
            "hydra/sweeper=optuna": OPTUNA, "search=": OPTUNA}
 
 warnings.filterwarnings("ignore", message=r"(?s).*'hydra/launcher/submitit_\w+' is validated against ConfigStore schema")
+logging.getLogger("alembic").setLevel(logging.WARNING)  # optuna's storage layer lists its plugins at INFO
 
 
 def check_plugins(argv: List[str]) -> None:
