@@ -80,14 +80,27 @@ def distilled_metadata(cfg, data, synth) -> Dict[str, str]:
         "class_names": json.dumps(list(data.class_names)),
         "steps": str(synth.steps), "epochs": str(synth.epochs), "ipc": str(synth.ipc),
         "label_type": synth.label_type, "init_mode": cfg.init.mode, "seed": str(cfg.seed),
+        **(text_metadata(cfg) if data.modality == "text" else {}),
     }
 
 
+def text_metadata(cfg) -> Dict[str, str]:
+    """What a text distilled set needs to be read back: the model (its input-embedding space) and tokenizer."""
+    return {"model_name_or_path": str(cfg.model.name_or_path or ""),
+            "tokenizer": str(cfg.model.tokenizer or cfg.model.name_or_path or ""),
+            "seq_len": str(cfg.distill.seq_len), "synthetic_space": "inputs_embeds",
+            "attention_labels": cfg.labels.attention}
+
+
 def save_distilled(path: Path, cfg, data, synth) -> None:
+    meta = distilled_metadata(cfg, data, synth)
     with torch.no_grad():
-        tensors = {"data": synth.data, "targets": synth.all_targets(), "lrs": synth.lrs(), "classes": synth.classes}
-    save_tensors(path, {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()},
-                 distilled_metadata(cfg, data, synth))
+        tensors = {"data": synth.data, "targets": synth.all_targets(), "lrs": synth.lrs(), "classes": synth.classes,
+                   **synth.artefact_tensors()}  # e.g. text: attention labels
+        if synth.teacher is not None:  # labels=teacher: the soft targets each example is trained towards
+            tensors["teacher_probs"] = torch.stack([synth.teacher.extras(x)["teacher_probs"] for x in synth.data])
+            meta.update(temperature=str(synth.teacher.temperature), alpha=str(synth.teacher.alpha))
+    save_tensors(path, {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}, meta)
 
 
 def save_image_grid(path: Path, synth, data) -> None:

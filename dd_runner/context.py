@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Dict
 
 import torch
 
@@ -56,3 +56,4 @@ class Distilled:
     final_loss: float
     best_iteration: int
     best_val_acc: float
+    metrics: Dict[str, float] = field(default_factory=dict)  # method-specific figures for metrics.json

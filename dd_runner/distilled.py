@@ -23,6 +23,8 @@ class DistilledSet:
     classes: torch.Tensor  # (examples per step,): the class each slot was distilled for
     epochs: int
     metadata: Dict[str, str] = field(default_factory=dict)
+    teacher_probs: Optional[torch.Tensor] = None  # labels=teacher: (steps, examples, classes) at temperature T
+    extras: Dict[str, torch.Tensor] = field(default_factory=dict)  # e.g. text: attention_labels, attention_weight
 
     @property
     def normalisation(self) -> Dict[str, List[float]]:
@@ -36,14 +38,24 @@ class DistilledSet:
         """Train `model` in place exactly as distilled: one SGD step per inner step with its learned lr.
 
         `forward(model, x)` maps synthetic inputs to logits (default: `model(x)`); the loss is
-        -(y * log_softmax(logits)).sum(-1).mean(), which is cross-entropy for hard labels.
+        -(y * log_softmax(logits)).sum(-1).mean(), which is cross-entropy for hard labels, or the
+        knowledge-distillation loss for a set distilled with labels=teacher. Text sets hold input
+        embeddings: `forward=lambda m, x: m(inputs_embeds=x).logits` (language modelling: targets per
+        position). Attention labels (in `extras`) are not applied here; dd-run's learner applies them.
         """
+        from dd_runner.teacher import kd_loss
+
         forward = forward or (lambda m, x: m(x))
         device = next(model.parameters()).device
         model.train()
-        for step in self.steps():
+        steps = len(self.data)
+        for t, step in enumerate(self.steps()):
             logits = forward(model, step.x.to(device))
-            loss = -(step.y.to(device) * F.log_softmax(logits.float(), -1)).sum(-1).mean()
+            if self.teacher_probs is not None:
+                T, alpha = (torch.tensor(float(self.metadata[k])) for k in ("temperature", "alpha"))
+                loss = kd_loss(logits, step.y.to(device), self.teacher_probs[t % steps].to(device), T, alpha)
+            else:
+                loss = -(step.y.to(device) * F.log_softmax(logits.float(), -1)).sum(-1).mean()
             model.zero_grad(set_to_none=True)
             loss.backward()
             with torch.no_grad():
@@ -61,5 +73,8 @@ def load_distilled(path: str | Path) -> DistilledSet:
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     if not metadata.get("format", "").startswith("dd-runner/"):
         raise ValueError(f"{path} was not written by dd-runner (no dd-runner format tag in its header)")
+    core = ("data", "targets", "lrs", "classes", "teacher_probs")
     return DistilledSet(data=tensors["data"], targets=tensors["targets"], lrs=tensors["lrs"],
-                        classes=tensors["classes"], epochs=int(metadata["epochs"]), metadata=metadata)
+                        classes=tensors["classes"], epochs=int(metadata["epochs"]), metadata=metadata,
+                        teacher_probs=tensors.get("teacher_probs"),
+                        extras={k: v for k, v in tensors.items() if k not in core})

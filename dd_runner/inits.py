@@ -3,7 +3,8 @@
 - fixed: one theta_0 drawn from the seed, used for distillation and for evaluation;
 - random: a fresh theta_0 ~ p(theta) for every sampled net of every outer step; evaluation uses
   `eval.nets` draws from a separate seed stream, never seen in training;
-- pretrained: theta_0 loaded from a checkpoint; parameters named by `init.resample` are redrawn per net.
+- pretrained: theta_0 loaded from a checkpoint (transformers without one: the pretrained body with the
+  head transformers created); parameters named by `init.resample` are redrawn per net.
 """
 
 from __future__ import annotations
@@ -67,9 +68,12 @@ class InitSampler:
         if self.mode == "fixed":
             self.theta0 = learner.draw(derive_seed(seed, "theta0"))
         elif self.mode == "pretrained":
-            if not init_cfg.checkpoint:
+            if init_cfg.checkpoint:
+                self.theta0 = learner.params_from_state(load_checkpoint(init_cfg.checkpoint, learner))
+            elif learner.pretrained_params() is not None:
+                self.theta0 = learner.pretrained_params()
+            else:
                 raise ConfigError("init=pretrained needs init.checkpoint=PATH (a model.safetensors from `dd-run mode=train`)")
-            self.theta0 = learner.params_from_state(load_checkpoint(init_cfg.checkpoint, learner))
 
     @property
     def varies(self) -> bool:

@@ -31,15 +31,27 @@ def progress(description: str, total: int, completed: int = 0) -> Iterator[Bar]:
 
 
 def results_table(rows: List[Tuple[str, Dict[str, float]]], title: str) -> Table:
-    """rows: (name, {"acc_mean", "acc_std", "n_nets", optional "lr"})."""
+    """rows: (name, {"acc_mean", "acc_std", "n_nets", optional "lr", optional "ppl_mean"/"ppl_std"}).
+    Language modelling adds a perplexity column; its accuracy is next-token accuracy."""
+    ppl = any("ppl_mean" in m for _, m in rows)
     table = Table(title=title)
-    for col, justify in (("", "left"), ("test accuracy", "right"), ("nets", "right"), ("lr", "right")):
+    columns = [("", "left"), ("test perplexity", "right")] if ppl else [("", "left")]
+    columns += [("next-token accuracy" if ppl else "test accuracy", "right"), ("nets", "right"), ("lr", "right")]
+    for col, justify in columns:
         table.add_column(col, justify=justify)
     for name, m in rows:
         acc = f"{100 * m['acc_mean']:.2f} ± {100 * m['acc_std']:.2f} %"
         lr = f"{m['lr']:.3g}" if isinstance(m.get("lr"), float) else str(m.get("lr", ""))
-        table.add_row(name, acc, str(m["n_nets"]), lr)
+        cells = [f"{m['ppl_mean']:.2f} ± {m['ppl_std']:.2f}"] if ppl else []
+        table.add_row(name, *cells, acc, str(m["n_nets"]), lr)
     return table
+
+
+def accuracy_cell(metrics: Dict[str, float], prefix: str) -> str:
+    """'mean ± std' in percent of metrics.json's `<prefix>/acc_mean` and `_std`, or '-' (report scripts)."""
+    if f"{prefix}/acc_mean" not in metrics:
+        return "-"
+    return f"{100 * metrics[prefix + '/acc_mean']:.1f} ± {100 * metrics[prefix + '/acc_std']:.1f}"
 
 
 def print_table(table: Table, console: Console = None) -> None:

@@ -63,19 +63,15 @@ def run(cfg, output_dir: Optional[str] = None, resume_overrides: Sequence[str] =
         raise RunError(f"cannot create the output directory {out}: {e.strerror}; choose another output_dir") from None
     seed_everything(cfg.seed)
     set_deterministic(cfg.deterministic)
-    device = resolve_device(cfg.device)
-    precision = Precision(cfg.precision, device)
+    resolve_device(cfg.device)  # fail on device=cuda without CUDA before anything else starts
     tracker = make_tracker(cfg, out, group, name or f"{cfg.dataset.name}-{cfg.model.name}-s{cfg.seed}",
                            run_id=wandb_id(prior))
     checkpoints = Checkpointer(out, cfg, cfg.checkpoint.every, extra={"wandb_id": tracker.run_id or ""})
     try:
         write_config(out / "config.yaml", cfg)
-        data = load_data(cfg.dataset, cfg.model)
-        learner = build_learner(cfg.model, data, device, precision)
-        ctx = RunContext(cfg, out, device, precision, data, learner, inits=None, tracker=tracker,
-                         checkpoints=checkpoints, resuming=explicit_resume)
-        log.info("run directory: %s (device %s, precision %s)", out, device, cfg.precision)
-        metrics = run_train(ctx) if cfg.mode == "train" else run_distill(ctx)
+        ctx = build_context(cfg, out, tracker, checkpoints, explicit_resume)
+        log.info("run directory: %s (device %s, precision %s)", out, ctx.device, cfg.precision)
+        metrics = MODES[cfg.mode](ctx)
         (out / "failure.json").unlink(missing_ok=True)  # from an earlier attempt this run recovered from
         write_json(out / "metrics.json", metrics)  # written last: its presence marks a complete run
         tracker.summary(metrics)
@@ -85,6 +81,17 @@ def run(cfg, output_dir: Optional[str] = None, resume_overrides: Sequence[str] =
         record_failure(out, e, checkpoints)
         tracker.finish(1)
         raise
+
+
+def build_context(cfg, out: Path, tracker, checkpoints, resuming: bool = False) -> RunContext:
+    """Data, learner and init sampler of a run: everything a method and the evaluation need."""
+    device = resolve_device(cfg.device)
+    precision = Precision(cfg.precision, device)
+    data = load_data(cfg.dataset, cfg.model)
+    learner = build_learner(cfg.model, data, device, precision, cfg.distill)
+    inits = InitSampler(cfg.init, learner, cfg.seed) if cfg.mode == "distill" else None
+    return RunContext(cfg, out, device, precision, data, learner, inits=inits, tracker=tracker,
+                      checkpoints=checkpoints, resuming=resuming)
 
 
 def set_deterministic(on: bool) -> None:
@@ -114,26 +121,30 @@ def run_distill(ctx: RunContext) -> Dict[str, float]:
     from dd_runner.methods import METHODS
 
     cfg = ctx.cfg
-    ctx.inits = InitSampler(cfg.init, ctx.learner, cfg.seed)
     distilled = METHODS.get(cfg.method.name)(ctx)
     synth = distilled.synth
     save_distilled(ctx.out / "distilled.safetensors", cfg, ctx.data, synth)
     if ctx.data.modality == "image":
         save_image_grid(ctx.out / "images.png", synth, ctx.data)
         ctx.tracker.log_image("distilled/images", ctx.out / "images.png", caption=f"{cfg.dataset.name} distilled")
+    if ctx.data.modality == "text":  # distilled_text.csv: nearest vocabulary tokens of each synthetic embedding
+        from dd_runner.text_view import save_text_view
+
+        save_text_view(ctx, synth)
 
     start = time.perf_counter()
     metrics, rows = evaluate(ctx, synth)
     metrics.update({
         "distill/seconds": distilled.seconds, "distill/iterations": distilled.iterations,
         "distill/final_loss": distilled.final_loss, "distill/best_iteration": distilled.best_iteration,
-        "eval/seconds": time.perf_counter() - start, "seed": cfg.seed,
+        "eval/seconds": time.perf_counter() - start, "seed": cfg.seed, **distilled.metrics,
     })
     print_table(results_table(rows, f"{cfg.dataset.name} x {cfg.model.name}, init={cfg.init.mode}, "
                                     f"labels={cfg.labels.type}: {synth.num_steps} steps of "
                                     f"{synth.examples_per_step} examples"))
-    ctx.tracker.log_table("results", ["setting", "acc_mean", "acc_std", "n_nets", "lr"],
-                          [[n, m["acc_mean"], m["acc_std"], m["n_nets"], str(m.get("lr", ""))] for n, m in rows])
+    columns = ["acc_mean", "acc_std", "n_nets", "lr"] + (["ppl_mean", "ppl_std"] if ctx.data.task == "language_modeling" else [])
+    ctx.tracker.log_table("results", ["setting", *columns],
+                          [[n, *(str(m.get(c, "")) if c == "lr" else m.get(c) for c in columns)] for n, m in rows])
     ctx.tracker.log({k: v for k, v in metrics.items() if k.startswith(("test/", "baselines/"))})
     return metrics
 
@@ -152,3 +163,15 @@ def run_train(ctx: RunContext) -> Dict[str, float]:
              result["test/acc"], result["val/acc"], result["epoch"], path, path)
     ctx.tracker.log(result)
     return {**result, "seed": cfg.seed}
+
+
+def run_experts(ctx: RunContext) -> Dict[str, float]:
+    """Expert trajectories for method=trajectory_matching (see dd_runner.experts)."""
+    from dd_runner.experts import train_experts
+
+    metrics = train_experts(ctx)
+    ctx.tracker.log(metrics)
+    return {**metrics, "seed": ctx.cfg.seed}
+
+
+MODES = {"distill": run_distill, "train": run_train, "experts": run_experts}

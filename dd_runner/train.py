@@ -20,13 +20,17 @@ log = logging.getLogger(__name__)
 
 
 def train_full(learner: Learner, theta0: Params, data: DataBundle, cfg, seed: int, eval_batch_size: int,
-               on_step: Optional[Callable[[float], None]] = None, net: int = 0) -> Tuple[Params, Dict[str, float]]:
-    """Train `theta0` on the full training split; `net` tells the shuffling streams of several nets apart."""
+               on_step: Optional[Callable[[float], None]] = None, net: int = 0,
+               on_epoch: Optional[Callable[[int, Params], None]] = None,
+               select_best: bool = True) -> Tuple[Params, Dict[str, float]]:
+    """Train `theta0` on the full training split; `net` tells the shuffling streams of several nets apart.
+    `on_epoch(epoch, params)` sees the parameters after every epoch (expert trajectories);
+    `select_best=False` keeps the last epoch instead of the best one on validation."""
     params = [p.detach().clone().requires_grad_() for p in theta0]
     if cfg.optimizer == "adam":
         opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     else:
-        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     best: Dict[str, float] = {"val/acc": -1.0}
     best_params = tuple(p.detach().clone() for p in params)
     n = len(data.train)
@@ -42,9 +46,11 @@ def train_full(learner: Learner, theta0: Params, data: DataBundle, cfg, seed: in
             opt.step()
             if on_step:
                 on_step(loss.item())
+        if on_epoch:
+            on_epoch(epoch + 1, tuple(params))
         val = learner.evaluate(tuple(params), data.val, eval_batch_size)["acc"]
         log.info("full-data epoch %d: val acc %.4f", epoch + 1, val)
-        if val > best["val/acc"]:
+        if val > best["val/acc"] or not select_best:
             best = {"val/acc": val, "epoch": epoch + 1}
             best_params = tuple(p.detach().clone() for p in params)
     best["test/acc"] = learner.evaluate(best_params, data.test, eval_batch_size)["acc"]

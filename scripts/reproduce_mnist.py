@@ -22,17 +22,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from dd_runner.progress import accuracy_cell as pct
+
 SETTINGS = {
     "fixed": ("mnist_fixed_10", "fixed init, 10 images", "93.8"),
     "random": ("mnist_random_100", "random init, 100 images", "79.5 ± 8.1"),
 }
 BASELINES = ["random_real", "random_real_learned_lrs", "class_mean", "kmeans", "full_data"]
-
-
-def pct(metrics: dict, prefix: str) -> str:
-    if f"{prefix}/acc_mean" not in metrics:
-        return "-"
-    return f"{100 * metrics[prefix + '/acc_mean']:.1f} ± {100 * metrics[prefix + '/acc_std']:.1f}"
 
 
 def main() -> None:

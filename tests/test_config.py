@@ -16,11 +16,21 @@ from dd_runner.errors import ConfigError
 from conftest import compose_cfg
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-GROUPS = ["dataset", "model", "init", "labels", "method", "logger", "experiment", "search"]
+GROUPS = ["dataset", "model", "init", "labels", "method", "logger", "augment", "experiment", "search"]
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
 NEEDS = {  # options that only make sense together with other settings
     ("init", "pretrained"): ["init.checkpoint=model.safetensors"],
+    # text options are composed with a partner of the same task
+    ("dataset", "agnews"): ["model=distilbert"], ("dataset", "agnews_offline"): ["model=bert"],
+    ("dataset", "english_quotes"): ["model=gpt_neo"], ("dataset", "english_quotes_offline"): ["model=gpt_neo"],
+    ("model", "distilbert"): ["dataset=agnews"], ("model", "bert"): ["dataset=agnews_offline"],
+    ("model", "gpt_neo"): ["dataset=english_quotes"],
+    ("method", "logit_match"): ["dataset=english_quotes", "model=gpt_neo"],
+    ("labels", "teacher"): ["labels.teacher=model.safetensors"],
+    ("method", "trajectory_matching"): ["method.experts=experts"],
 }
+IDENTITY = {"dataset": "name", "model": "name", "init": "mode", "labels": "type", "method": "name",
+            "logger": "name", "augment": "name"}
 
 
 def test_defaults_match_the_contract():
@@ -39,12 +49,11 @@ def test_defaults_match_the_contract():
 
 @pytest.mark.parametrize("group, option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_every_option_composes_and_validates(group, option):
-    model = {"image": "lenet"}
     overrides = [f"{group}={option}"] + NEEDS.get((group, option), [])
     cfg = compose_cfg(overrides)
-    if group == "dataset" and cfg.dataset.modality != "image":
-        pytest.skip("text datasets are checked with text models")
-    assert OmegaConf.select(cfg, "model.name") == model.get(cfg.dataset.modality, cfg.model.name)
+    assert cfg.model.modality == cfg.dataset.modality
+    if group in IDENTITY:  # the option is what the config now holds (offline variants keep their dataset's name)
+        assert option.startswith(str(OmegaConf.select(cfg, f"{group}.{IDENTITY[group]}")))
     validate(cfg)
     OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
 
@@ -72,11 +81,29 @@ def test_experiment_presets_set_the_papers_settings():
     (["init=pretrained"], "init=pretrained needs init.checkpoint"),
     (["eval.baselines=[random_real,kmean]"], "did you mean 'kmeans'?"),
     (["dataset.train_split=test[:10]"], "quote split slices"),
+    (["dataset=agnews", "model=distilbert", "labels.attention=clss"], "did you mean 'cls'?"),
+    (["labels.attention=cls"], "needs a text classification dataset"),
+    (["dataset=agnews", "model=distilbert", "method=logit_match"], "needs a language-modelling dataset"),
+    (["dataset=english_quotes", "model=gpt_neo", "method=logit_match", "labels=soft"], "use labels=hard"),
+    (["dataset=agnews", "model=distilbert", "model.weight_init=xavier"], "weight_init=transformers"),
+    (["dataset=agnews", "model=distilbert", "init=pretrained", "model.pretrained=false"], "needs pretrained weights"),
+    (["dataset=agnews", "model=lenet"], "choose a text model"),
+    (["dataset=agnews", "model=distilbert", "model.config_overrides={n_layers: 2}"], "'+model.config_overrides="),
 ])
 def test_bad_overrides_are_one_clear_line(argv, needle):
     with pytest.raises(ConfigError) as e:
         preflight(argv)
     assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_text_models_bring_their_recipe_and_the_command_line_wins():
+    cfg = compose_cfg(["dataset=agnews", "model=distilbert"])
+    assert (cfg.distill.steps, cfg.distill.ipc, cfg.distill.init_lr, cfg.train.lr) == (1, 1, 0.5, 3e-5)
+    assert cfg.distill.seq_len == cfg.dataset.max_length == 64
+    assert compose_cfg(["dataset=agnews", "model=distilbert", "distill.steps=3"]).distill.steps == 3
+    lm = compose_cfg(["dataset=english_quotes", "model=gpt_neo"])
+    assert (lm.distill.engine, lm.distill.steps, list(lm.eval.baselines)) == ("recompute", 10, ["random_real", "full_data"])
+    assert compose_cfg().distill.steps == 10  # lenet has no recipe: the global defaults
 
 
 def test_dd_run_exits_2_with_one_line_and_no_traceback(tmp_path):

@@ -11,6 +11,8 @@ from dd_runner.synthetic import SyntheticSet
 
 from helpers import tiny_learner, tiny_real_batch
 
+ENGINE_NAMES = ["unroll", "recompute", "vmap", "vmap_recompute"]
+
 
 def make_synth(label_type: str, steps: int = 2, epochs: int = 2) -> SyntheticSet:
     torch.manual_seed(3)
@@ -22,7 +24,7 @@ def objective(engine, learner, thetas, synth, real, options) -> float:
     return ENGINES.get(engine)(learner, thetas, synth, real, options).loss
 
 
-@pytest.mark.parametrize("engine", ["unroll", "recompute"])
+@pytest.mark.parametrize("engine", ENGINE_NAMES)
 @pytest.mark.parametrize("label_type", ["hard", "soft", "unrestricted"])
 @pytest.mark.parametrize("accumulate", [False, True])
 def test_meta_gradient_matches_finite_differences(engine, label_type, accumulate):
@@ -47,27 +49,32 @@ def test_meta_gradient_matches_finite_differences(engine, label_type, accumulate
 
 
 @pytest.mark.parametrize("label_type", ["hard", "unrestricted"])
-@pytest.mark.parametrize("recompute_every", [0, 2, 3])
-def test_recompute_equals_unroll(label_type, recompute_every):
+@pytest.mark.parametrize("recompute_every, real_chunk", [(0, 0), (2, 0), (3, 0), (0, 5), (2, 24)])
+def test_recompute_equals_unroll(label_type, recompute_every, real_chunk):
+    """Segments of k steps and the real loss in micro-batches (24 real examples in chunks of 5: 5+5+5+5+4)
+    change the memory, not the gradient."""
     learner, real = tiny_learner(), tiny_real_batch()
     synth = make_synth(label_type, steps=3, epochs=2)
     thetas = [learner.draw(7)]
     for accumulate in (False, True):
         a = ENGINES.get("unroll")(learner, thetas, synth, real, EngineOptions(accumulate_loss=accumulate))
         b = ENGINES.get("recompute")(learner, thetas, synth, real,
-                                     EngineOptions(accumulate_loss=accumulate, recompute_every=recompute_every))
+                                     EngineOptions(accumulate_loss=accumulate, recompute_every=recompute_every,
+                                                   real_chunk=real_chunk))
         assert a.loss == pytest.approx(b.loss, rel=1e-12)
         for ga, gb in zip(a.grads, b.grads):
             torch.testing.assert_close(ga, gb, rtol=1e-10, atol=1e-12)
 
 
-def test_meta_gradient_is_second_order():
+@pytest.mark.parametrize("engine", ENGINE_NAMES)
+def test_meta_gradient_is_second_order(engine):
     """Dropping the second-order terms (create_graph=False inside the unroll) changes the gradient of
     the data of the first step: the engines must not be first-order in disguise."""
     learner, real = tiny_learner(), tiny_real_batch()
     synth = make_synth("hard", steps=3, epochs=1)
     theta = learner.draw(5)
-    exact = ENGINES.get("unroll")(learner, [theta], synth, real, EngineOptions()).grads
+    # the same net twice: the average is its gradient, and the vmap engines really batch (2 nets)
+    exact = ENGINES.get(engine)(learner, [theta, theta], synth, real, EngineOptions()).grads
 
     params = tuple(p.detach().requires_grad_() for p in theta)
     for t, step in enumerate(synth.unrolled()):

@@ -10,6 +10,7 @@ USAGE = """usage: dd-run [-m] [group=option ...] [key=value ...]
   dd-run                                        MNIST, LeNet, random init, hard labels
   dd-run init=fixed distill.steps=1 distill.epochs=3 distill.ipc=1
   dd-run -m init=fixed,random seed=0,1,2        a sweep (one job per combination)
+  dd-run dataset=agnews model=distilbert        text: AG News x DistilBERT (english_quotes x gpt_neo: LM)
   dd-run resume=outputs/runs/<date>/<time>      continue a stopped run
   dd-run -m hydra/launcher=submitit_slurm ...   the sweep as Slurm jobs (pip install 'dd-runner[cluster]')
   dd-report outputs/multirun/<date>/<time>      a sweep's table, report.csv and report.png

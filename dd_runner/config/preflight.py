@@ -37,6 +37,8 @@ def explain(exc: BaseException, base) -> str:
             parent, _, leaf = e.full_key.rpartition(".")
             node = OmegaConf.select(base, parent) if parent else base
             keys = sorted(node.keys()) if node is not None and OmegaConf.is_dict(node) else []
+            if parent and not keys and OmegaConf.is_dict(node):  # a free-form map such as model.config_overrides
+                return f"{parent} is a free-form map: add entries with a leading '+', e.g. '+{parent}={{{leaf}: ...}}'"
             where = f"of {parent}" if parent else "(top level)"
             hint = did_you_mean(leaf, keys).replace("'", f"'{parent}.", 1) if parent else did_you_mean(leaf, keys)
             return f"unknown key '{e.full_key}'{hint}; valid keys {where}: {', '.join(keys)}"

@@ -38,7 +38,7 @@ def validate(cfg) -> None:
     from dd_runner.models import ARCHS
     from dd_runner.synthetic import LABEL_TYPES
 
-    _one_of("mode", cfg.mode, ("distill", "train"))
+    _one_of("mode", cfg.mode, ("distill", "train", "experts"))
     _one_of("precision", cfg.precision, ("fp32", "bf16", "fp16"))
     if cfg.device not in ("auto", "cpu") and not str(cfg.device).startswith("cuda"):
         raise unknown("device", cfg.device, ("auto", "cpu", "cuda"))
@@ -54,6 +54,9 @@ def validate(cfg) -> None:
     _one_of("distill.init_from", cfg.distill.init_from, ("noise", "real"))
     _one_of("eval.select", cfg.eval.select, ("best", "last"))
     _one_of("train.optimizer", cfg.train.optimizer, ("adam", "sgd"))
+    _one_of("distill.optimizer", cfg.distill.optimizer, ("adam", "sgd"))
+    _one_of("eval.schedule", cfg.eval.schedule, ("distilled", "train"))
+    _one_of("augment.name", cfg.augment.name, ("none", "dsa"))
     for name in cfg.eval.baselines:
         _one_of("eval.baselines entry", name, BASELINE_NAMES)
 
@@ -62,8 +65,11 @@ def validate(cfg) -> None:
               "distill.decay_every", "distill.decay_factor", "distill.seq_len", "eval.nets", "eval.batch_size",
               "eval.val_nets", "eval.tune_nets", "train.epochs", "train.lr", "train.batch_size",
               "logger.log_every", "dataset.max_length")
-    _positive(cfg, "distill.recompute_every", "eval.every", "eval.full_data_nets", "train.weight_decay",
-              "labels.init_scale", "checkpoint.every", allow_zero=True)
+    _positive(cfg, "model.width", "model.depth", "eval.train_epochs", "eval.train_batch", "experts.count",
+              "experts.epochs", "experts.lr", "experts.batch_size", "labels.temperature")
+    _positive(cfg, "distill.recompute_every", "distill.vmap_chunk", "distill.real_chunk", "eval.every",
+              "eval.full_data_nets", "train.weight_decay", "labels.init_scale", "checkpoint.every",
+              allow_zero=True)
     if cfg.distill.decay_factor > 1:
         raise ConfigError(f"distill.decay_factor={cfg.distill.decay_factor} must be in (0, 1]")
     if len(cfg.distill.betas) != 2 or not all(0 <= b < 1 for b in cfg.distill.betas):
@@ -71,9 +77,39 @@ def validate(cfg) -> None:
     if not cfg.eval.lr_grid or any(lr <= 0 for lr in cfg.eval.lr_grid):
         raise ConfigError(f"eval.lr_grid={list(cfg.eval.lr_grid)} must be a non-empty list of positive lrs")
 
+    _check_method(cfg)
     if cfg.model.modality != cfg.dataset.modality:
         raise ConfigError(f"model={cfg.model.name} takes {cfg.model.modality} data but dataset={cfg.dataset.name} "
                           f"is {cfg.dataset.modality}; choose a {cfg.dataset.modality} model")
+    if cfg.labels.type == "teacher" and not cfg.labels.teacher:
+        raise ConfigError("labels=teacher needs labels.teacher=PATH: a model.safetensors from `dd-run mode=train` "
+                          "with the same model config")
+    if not 0 <= cfg.labels.alpha <= 1:
+        raise ConfigError(f"labels.alpha={cfg.labels.alpha} must be in [0, 1]")
+    if cfg.augment.name != "none" and cfg.dataset.modality != "image":
+        raise ConfigError(f"augment={cfg.augment.name} transforms images; dataset={cfg.dataset.name} is "
+                          f"{cfg.dataset.modality}: use augment=none")
     if cfg.init.mode == "pretrained" and not cfg.init.checkpoint and cfg.model.modality == "image":
         raise ConfigError("init=pretrained needs init.checkpoint=PATH: train one with `dd-run mode=train` "
                           "(it writes <run dir>/model.safetensors)")
+    from dd_runner.config.validate_text import validate_text
+
+    validate_text(cfg)
+
+
+def _check_method(cfg) -> None:
+    """Method-specific settings (the method group's schemas carry them)."""
+    m = cfg.method
+    if m.name in ("gradient_matching", "distribution_matching"):
+        _positive(cfg, "method.batch_real")
+    if m.name == "gradient_matching":
+        _one_of("method.distance", m.distance, ("layerwise", "mse"))
+        _positive(cfg, "method.outer_loop", "method.inner_loop", "method.lr_net")
+    if m.name == "distribution_matching" and cfg.labels.type in ("soft", "unrestricted"):
+        raise ConfigError(f"method=distribution_matching does not use labels, so labels={cfg.labels.type} would "
+                          "never be learned; use labels=hard (or labels=teacher for evaluation)")
+    if m.name == "trajectory_matching":
+        _positive(cfg, "method.expert_epochs", "method.max_start_epoch")
+        if not m.experts and cfg.mode == "distill":
+            raise ConfigError("method=trajectory_matching needs method.experts=DIR: train experts with "
+                              "`dd-run mode=experts` (same dataset and model), then pass <its run dir>/experts")

@@ -10,6 +10,7 @@ from dd_runner.registry import Registry
 
 LOADERS = Registry("dataset loader")
 LOADERS.add("idx_images", "dd_runner.data.idx_images:load_idx_images")
+LOADERS.add("hf_text", "dd_runner.data.text:load_text")
 
 
 def load_data(dataset_cfg, model_cfg=None) -> DataBundle:

@@ -12,3 +12,5 @@ from dd_runner.registry import Registry
 ENGINES = Registry("distill.engine")
 ENGINES.add("unroll", "dd_runner.engines.unroll:unroll")
 ENGINES.add("recompute", "dd_runner.engines.recompute:recompute")
+ENGINES.add("vmap", "dd_runner.engines.vmap:vmap_unroll")
+ENGINES.add("vmap_recompute", "dd_runner.engines.vmap:vmap_recompute")

@@ -6,7 +6,9 @@ step to the first: rebuild step t's graph from theta_t and the synthetic leaves,
 vector-Jacobian product of theta_{t+1} = theta_t - lr_t * grad l(x_t, theta_t) with the running
 dL/dtheta_{t+1}. That yields dL/dtheta_t and step t's share of dL/d(data, lr, labels). Memory is about
 (T/k + k) * |theta| plus one step's graph instead of T steps' graphs (the back-gradient idea of
-Maclaurin et al. 2015 with exact stored parameters instead of reversed dynamics).
+Maclaurin et al. 2015 with exact stored parameters instead of reversed dynamics). The real loss's
+graph, often the largest of all (a big real batch), is bounded too: `distill.real_chunk` examples at a
+time.
 
 Random state (dropout) of each step is saved in the forward pass and restored when a step is rebuilt,
 so the gradient equals the unrolled one.
@@ -14,7 +16,7 @@ so the gradient equals the unrolled one.
 
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import torch
 
@@ -31,6 +33,23 @@ def _set_rng_state(state, device: torch.device) -> None:
     torch.set_rng_state(state[0])
     if state[1] is not None:
         torch.cuda.set_rng_state(state[1], device)
+
+
+def real_loss_and_grad(learner: Learner, params: Params, real, options: EngineOptions) -> Tuple[float, List]:
+    """The real loss at `params` and its gradient (times loss_scale), computed over micro-batches of
+    `options.real_chunk` examples so that one micro-batch's graph is alive at a time: the loss is the
+    weighted mean of the micro-batch losses, weighted by what each averages over."""
+    w = tuple(p.detach().requires_grad_() for p in params)
+    chunk = options.real_chunk if 0 < options.real_chunk < len(real) else len(real)
+    parts = [real] if chunk == len(real) else list(real.batches(chunk))
+    total = learner.real_loss_weight(real)
+    loss_sum, grads = 0.0, [torch.zeros_like(p) for p in w]
+    for part in parts:
+        loss = learner.real_loss(w, part) * (learner.real_loss_weight(part) / total)
+        for acc, g in zip(grads, torch.autograd.grad(loss * options.loss_scale, w)):
+            acc.add_(g)
+        loss_sum += float(loss.detach())
+    return loss_sum, grads
 
 
 def recompute(learner: Learner, thetas: Sequence[Params], synth, real, options: EngineOptions) -> MetaGradient:
@@ -55,10 +74,7 @@ def recompute(learner: Learner, thetas: Sequence[Params], synth, real, options: 
         after_forward = _rng_state(learner.device)
 
         # dL/dtheta_T from the real loss at the end.
-        final = tuple(p.detach().requires_grad_() for p in saved[T])
-        loss = learner.real_loss(final, real)
-        dw = [g * options.loss_scale for g in torch.autograd.grad(loss, final)]
-        objective = float(loss.detach())
+        objective, dw = real_loss_and_grad(learner, saved[T], real, options)
 
         segment: Dict[int, Params] = {}
         for t in reversed(range(T)):
@@ -79,10 +95,10 @@ def recompute(learner: Learner, thetas: Sequence[Params], synth, real, options: 
             for acc, g in zip(total, grads[len(w):]):
                 acc.add_(g)
             if options.accumulate_loss and t > 0:  # the real loss after step t contributes at theta_t
-                loss_t = learner.real_loss(w, real)
-                for d, g in zip(dw, torch.autograd.grad(loss_t, w)):
-                    d.add_(g * options.loss_scale)
-                objective += float(loss_t.detach())
+                loss_t, grads_t = real_loss_and_grad(learner, theta_t, real, options)
+                for d, g in zip(dw, grads_t):
+                    d.add_(g)
+                objective += loss_t
             del new, grads
         _set_rng_state(after_forward, learner.device)
         loss_sum += objective

@@ -1,33 +1,144 @@
-"""How a distilled set (or a baseline) is judged: train networks on it exactly as distilled — same step
-order, lrs and epochs — and measure them on a held-out split.
+"""How a distilled set (or a baseline) is judged: train fresh networks on it and measure them on a
+held-out split — every method and every baseline by the same schedule.
+
+Schedules (`eval.schedule`):
+- distilled: exactly as distilled — steps x epochs GD steps in the set's order with its learned lrs
+  (Wang et al.'s protocol); a set without learned lrs gets one fixed lr tuned on validation;
+- train: `eval.train_epochs` epochs of minibatch SGD with momentum and weight decay over the set's
+  examples, lr tuned on validation and divided by 10 halfway (the DC / DM / MTT protocol).
 
 Fixed init evaluates its one theta_0; random / pretrained init evaluate `eval.nets` initialisations never
-seen in distillation, reported as mean +- std. The validation split serves model selection (which
-distilled set to keep, which lr a baseline gets); the test split only the reported figures.
+seen in distillation, reported as mean +- std. The validation split serves model selection (which set
+to keep, which lr); the test split only the reported figures.
+
+Networks are trained and tested together under vmap (`batched_accuracies`) whenever the model allows it
+(`Learner.vmap_blocker`); otherwise one at a time (`looped_accuracies`). Both give the same figures up
+to floating-point rounding (identical in float64; in fp32 the batched kernels sum in another order,
+and training can amplify that into a few test examples of one net).
 """
 
 from __future__ import annotations
 
 import statistics
-from typing import Dict, List, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
+
+import torch
 
 from dd_runner.data.bundle import Split
 from dd_runner.distributed import gather, shard
 from dd_runner.models.learner import Learner, Params, Step
+from dd_runner.models.stacked import StackedNets, groups, stack
+from dd_runner.seeding import generator
+from dd_runner.synthetic import fixed_steps
 
 
-def accuracies(learner: Learner, thetas: Sequence[Params], steps: Sequence[Step], split: Split,
-               batch_size: int) -> List[float]:
-    """Test accuracy of each network after training on `steps` (no meta-graph). Under torchrun each rank
-    trains its share of the networks and every rank gets all accuracies, in order."""
-    steps = [s.detached() for s in steps]
-    mine = [learner.evaluate(learner.train_on_steps(theta, steps), split, batch_size)["acc"] for theta in shard(thetas)]
-    return gather(mine, len(thetas))
+class Schedule:
+    """A step sequence (iterated afresh for every network) and the optimiser details it is trained with."""
+
+    def __init__(self, steps, momentum: float = 0.0, weight_decay: float = 0.0):
+        self._steps, self.momentum, self.weight_decay = steps, momentum, weight_decay
+
+    def __iter__(self) -> Iterator[Step]:
+        return iter(self._steps() if callable(self._steps) else self._steps)
 
 
-def summary(accs: Sequence[float]) -> Dict[str, float]:
-    return {
-        "acc_mean": statistics.fmean(accs),
-        "acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
-        "n_nets": len(accs),
-    }
+def as_schedule(steps) -> Schedule:
+    """A Schedule from a Schedule or a plain list of steps (plain SGD)."""
+    return steps if isinstance(steps, Schedule) else Schedule([s.detached() for s in steps])
+
+
+def scores(learner: Learner, thetas: Sequence[Params], steps, split: Split, batch_size: int) -> List[Dict[str, float]]:
+    """The metrics (`Learner.evaluate`: acc, loss; language models also ppl) of each network after
+    training on `steps` (a Schedule or a list of steps). Under torchrun each rank trains its share of the
+    networks and every rank gets all the metrics, in order."""
+    schedule = as_schedule(steps)
+    evaluate = batched_scores if batchable(learner) else looped_scores
+    return gather(evaluate(learner, shard(thetas), schedule, split, batch_size), len(thetas))
+
+
+def accuracies(learner: Learner, thetas: Sequence[Params], steps, split: Split, batch_size: int) -> List[float]:
+    """Test accuracy of each network after training on `steps` (a Schedule or a list of steps)."""
+    return [m["acc"] for m in scores(learner, thetas, steps, split, batch_size)]
+
+
+def batchable(learner: Learner) -> bool:
+    """Whether evaluation can batch this learner's networks: vmap must work on it, and its metrics must
+    come from the vmap-safe `batch_stats` / `metrics_from` pair (a learner that replaces `evaluate`
+    wholesale is measured its own way, one network at a time)."""
+    return learner.vmap_blocker() is None and type(learner).evaluate is Learner.evaluate
+
+
+def looped_scores(learner: Learner, thetas: Sequence[Params], steps, split: Split,
+                  batch_size: int) -> List[Dict[str, float]]:
+    schedule = as_schedule(steps)
+    return [learner.evaluate(learner.train_on_steps(theta, schedule, schedule.momentum, schedule.weight_decay),
+                             split, batch_size) for theta in thetas]
+
+
+def batched_scores(learner: Learner, thetas: Sequence[Params], steps, split: Split,
+                   batch_size: int) -> List[Dict[str, float]]:
+    """All nets at once, in groups small enough that one inner step of a group holds at most
+    `batch_size` synthetic examples, and test passes of `batch_size` examples over the whole group:
+    memory is bounded by `batch_size` as in the loop, plus the stacked parameters of a group."""
+    schedule = as_schedule(steps)
+    nets = StackedNets(learner)
+    first = next(iter(schedule), None)
+    per_group = max(1, batch_size // max(1, len(first.x))) if first is not None else len(thetas)
+    split = split.to(learner.device)  # once, not once per (small) batch of every group
+    out: List[Dict[str, float]] = []
+    for group in groups(thetas, per_group):
+        if len(group) == 1:  # nothing to batch: skip vmap's overhead
+            out += looped_scores(learner, group, schedule, split, batch_size)
+            continue
+        trained = nets.train_on_steps(stack(group), schedule, schedule.momentum, schedule.weight_decay)
+        out += nets.evaluate(trained, split, batch_size)
+    return out
+
+
+def looped_accuracies(learner, thetas, steps, split, batch_size) -> List[float]:
+    return [m["acc"] for m in looped_scores(learner, thetas, steps, split, batch_size)]
+
+
+def batched_accuracies(learner, thetas, steps, split, batch_size) -> List[float]:
+    return [m["acc"] for m in batched_scores(learner, thetas, steps, split, batch_size)]
+
+
+def summary(values: Sequence, keys: Sequence[str] = ("acc",)) -> Dict[str, float]:
+    """Mean and std over networks of each metric in `keys`: from per-network metric dicts, or from plain
+    accuracies."""
+    table = [v if isinstance(v, dict) else {"acc": v} for v in values]
+    out: Dict[str, float] = {}
+    for key in keys:
+        column = [row[key] for row in table]
+        out[f"{key}_mean"] = statistics.fmean(column)
+        out[f"{key}_std"] = statistics.stdev(column) if len(column) > 1 else 0.0
+    out["n_nets"] = len(table)
+    return out
+
+
+def make_schedule(eval_cfg, seed: int, x: torch.Tensor, targets: torch.Tensor, epochs: int,
+                  lrs: Optional[torch.Tensor] = None, lr: Optional[float] = None, teacher=None,
+                  extras: Optional[Dict[str, torch.Tensor]] = None) -> Schedule:
+    """The evaluation schedule for a set laid out as (steps, examples, ...): with `lrs` (learned, one per
+    unrolled step) under schedule=distilled, else with the fixed `lr`. `extras`: further inputs of the
+    inner loss laid out like x (text: attention labels), or scalars shared by every step."""
+    if eval_cfg.schedule == "distilled":
+        if lrs is None:
+            lrs = torch.full((x.shape[0] * epochs,), float(lr), device=x.device, dtype=x.dtype)
+        return Schedule(fixed_steps(x, targets, lrs, epochs, teacher, extras))
+    xs, ys = x.flatten(0, 1).detach(), targets.flatten(0, 1).detach()
+    extras = {k: v.detach().flatten(0, 1) if v.dim() else v.detach() for k, v in (extras or {}).items()}
+    if teacher is not None:  # the teacher labels each example once
+        extras.update(teacher.extras(xs))
+
+    def steps() -> Iterator[Step]:
+        gen = generator(seed, "eval-train-schedule")  # the same minibatch order for every network
+        for epoch in range(eval_cfg.train_epochs):
+            decay = 0.1 if epoch >= eval_cfg.train_epochs // 2 else 1.0
+            step_lr = torch.tensor(float(lr) * decay, device=x.device, dtype=x.dtype)
+            order = torch.randperm(len(xs), generator=gen).to(xs.device)
+            for start in range(0, len(order), eval_cfg.train_batch):
+                idx = order[start:start + eval_cfg.train_batch]
+                yield Step(xs[idx], ys[idx], step_lr, {k: v[idx] if v.dim() else v for k, v in extras.items()})
+
+    return Schedule(steps, eval_cfg.train_momentum, eval_cfg.train_weight_decay)

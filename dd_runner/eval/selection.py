@@ -7,7 +7,9 @@ import copy
 import logging
 import statistics
 
-from dd_runner.eval.protocol import accuracies
+import torch
+
+from dd_runner.eval.protocol import accuracies, make_schedule
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +29,12 @@ class ValidationSelection:
 
     def check(self, iteration: int, synth) -> float:
         """Validation accuracy of the current set (iteration counts completed outer steps)."""
-        accs = accuracies(self.ctx.learner, self.nets, synth.unrolled(), self.ctx.data.val, self.ctx.cfg.eval.batch_size)
+        e = self.ctx.cfg.eval
+        with torch.no_grad():  # the evaluation schedule, with the set's own step sizes (no lr tuning here)
+            lrs = synth.lrs().detach()
+            schedule = make_schedule(e, self.ctx.cfg.seed, synth.data.detach(), synth.all_targets().detach(),
+                                     synth.epochs, lrs=lrs, lr=float(lrs[0]), teacher=synth.teacher)
+        accs = accuracies(self.ctx.learner, self.nets, schedule, self.ctx.data.val, e.batch_size)
         acc = statistics.fmean(accs)
         if acc > self.best_acc:
             self.best_acc, self.best_iteration = acc, iteration

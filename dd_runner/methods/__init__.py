@@ -9,3 +9,7 @@ from dd_runner.registry import Registry
 
 METHODS = Registry("method")
 METHODS.add("performance_matching", "dd_runner.methods.performance_matching:performance_matching")
+METHODS.add("gradient_matching", "dd_runner.methods.gradient_matching:gradient_matching")
+METHODS.add("distribution_matching", "dd_runner.methods.distribution_matching:distribution_matching")
+METHODS.add("trajectory_matching", "dd_runner.methods.trajectory_matching:trajectory_matching")
+METHODS.add("logit_match", "dd_runner.methods.logit_match:logit_match")

@@ -1,7 +1,8 @@
 """Models: one registered builder per architecture, selected by `model.arch`.
 
-A builder takes (model config, DataBundle, device, Precision) and returns a `Learner`: the network plus
-how synthetic and real inputs enter it and how p(theta) is sampled.
+A builder takes (model config, DataBundle, device, Precision, distill config) and returns a `Learner`: the
+network plus how synthetic and real inputs enter it and how p(theta) is sampled. (Text learners read the
+synthetic sequence length, distill.seq_len, to put real examples into the synthetic layout.)
 """
 
 from dd_runner.models.learner import Learner, Params, Step  # noqa: F401
@@ -9,7 +10,10 @@ from dd_runner.registry import Registry
 
 ARCHS = Registry("model architecture")
 ARCHS.add("lenet", "dd_runner.models.lenet:build_lenet")
+ARCHS.add("convnet", "dd_runner.models.convnet:build_convnet")
+ARCHS.add("hf_classifier", "dd_runner.models.hf:build_hf_classifier")
+ARCHS.add("hf_causal_lm", "dd_runner.models.hf:build_hf_causal_lm")
 
 
-def build_learner(model_cfg, data, device, precision) -> Learner:
-    return ARCHS.get(model_cfg.arch)(model_cfg, data, device, precision)
+def build_learner(model_cfg, data, device, precision, distill_cfg=None) -> Learner:
+    return ARCHS.get(model_cfg.arch)(model_cfg, data, device, precision, distill_cfg)

@@ -68,6 +68,16 @@ def draw_weights(module: nn.Module, scheme: str, seed: int) -> nn.Module:
     return module
 
 
+def sgd_update(params: Params, grads, lr, buffers, momentum: float, weight_decay: float):
+    """torch.optim.SGD's update (dampening 0, no Nesterov) on parameter tuples: (new params, buffers)."""
+    if weight_decay:
+        grads = [g + weight_decay * p for g, p in zip(grads, params)]
+    if momentum:
+        buffers = list(grads) if buffers is None else [momentum * b + g for b, g in zip(buffers, grads)]
+        grads = buffers
+    return tuple(p - lr * g for p, g in zip(params, grads)), buffers
+
+
 class Learner:
     """Classification learner for modules that map an input tensor to logits."""
 
@@ -91,6 +101,14 @@ class Learner:
     def forward_real(self, params: Dict[str, torch.Tensor], batch: Split) -> torch.Tensor:
         return functional_call(self.module, params, (batch.inputs,))
 
+    def synthetic_features(self, params: Dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features of synthetic inputs (distribution matching): modules take return_features."""
+        return functional_call(self.module, params, (x,), {"return_features": True})
+
+    def real_features(self, params: Dict[str, torch.Tensor], batch: Split) -> torch.Tensor:
+        """Penultimate features of real inputs (distribution matching, herding / k-center coresets)."""
+        return functional_call(self.module, params, (batch.inputs,), {"return_features": True})
+
     def to_synthetic_space(self, batch: Split) -> torch.Tensor:
         """Real examples as synthetic inputs (init_from=real, real-example baselines)."""
         return batch.inputs
@@ -108,6 +126,10 @@ class Learner:
         template = draw_weights(self.cpu_template, self.weight_init, seed)
         return self.params_from_state(dict(template.named_parameters()))
 
+    def pretrained_params(self) -> Optional[Params]:
+        """theta_0 of init=pretrained without a checkpoint, where the model brings its own (transformers)."""
+        return None
+
     # --- the functional view ----------------------------------------------------------------------
     def params_from_state(self, state: Dict[str, torch.Tensor]) -> Params:
         return tuple(state[n].detach().to(self.device, self.dtype).clone() for n in self.names)
@@ -120,6 +142,11 @@ class Learner:
         self.module.train()
         with self.precision.autocast():
             logits = self.forward_synthetic(self.as_dict(params), step)
+        if "teacher_probs" in step.extras:  # labels=teacher: knowledge distillation from a teacher network
+            from dd_runner.teacher import kd_loss
+
+            e = step.extras
+            return kd_loss(logits, step.y, e["teacher_probs"], e["kd_temperature"], e["kd_alpha"])
         return soft_cross_entropy(logits, step.y)
 
     def real_loss(self, params: Params, batch: Split, train_mode: bool = False) -> torch.Tensor:
@@ -130,29 +157,60 @@ class Learner:
             logits = self.forward_real(self.as_dict(params), batch)
         return F.cross_entropy(upcast(logits), batch.labels)
 
+    def real_loss_weight(self, batch: Split) -> float:
+        """What `real_loss` averages over in `batch` (examples here; a language model: its tokens). Real
+        losses of micro-batches (distill.real_chunk) are combined with these weights."""
+        return float(len(batch))
+
     def sgd_step(self, params: Params, step: Step, create_graph: bool) -> Params:
         """theta_{t+1} = theta_t - lr_t * grad l(x_t, theta_t); with create_graph the step stays differentiable."""
         loss = self.inner_loss(params, step)
         grads = torch.autograd.grad(loss, params, create_graph=create_graph)
         return tuple(p - step.lr * g for p, g in zip(params, grads))
 
-    def train_on_steps(self, params: Params, steps: Sequence[Step]) -> Params:
-        """Train a network on a step sequence without a meta-graph (evaluation)."""
+    def train_on_steps(self, params: Params, steps: Sequence[Step], momentum: float = 0.0,
+                       weight_decay: float = 0.0) -> Params:
+        """Train a network on a step sequence without a meta-graph (evaluation). With momentum or weight
+        decay this is torch.optim.SGD's update with each step's lr (the train evaluation schedule)."""
+        buffers = None
         for step in steps:
+            step = step.detached()
             params = tuple(p.detach().requires_grad_() for p in params)
-            params = self.sgd_step(params, step.detached(), create_graph=False)
+            grads = torch.autograd.grad(self.inner_loss(params, step), params)
+            params, buffers = sgd_update(params, grads, step.lr, buffers, momentum, weight_decay)
         return tuple(p.detach() for p in params)
 
     @torch.no_grad()
     def evaluate(self, params: Params, split: Split, batch_size: int) -> Dict[str, float]:
         """Accuracy and mean loss of one network on a split."""
-        self.module.eval()
-        correct, loss_sum = 0, 0.0
-        named = self.as_dict(params)
+        totals: Dict[str, torch.Tensor] = {}
         for batch in split.batches(batch_size):
-            batch = batch.to(self.device)
-            with self.precision.autocast():
-                logits = upcast(self.forward_real(named, batch))
-            loss_sum += F.cross_entropy(logits, batch.labels, reduction="sum").item()
-            correct += (logits.argmax(-1) == batch.labels).sum().item()
-        return {"acc": correct / len(split), "loss": loss_sum / len(split)}
+            for key, value in self.batch_stats(params, batch.to(self.device)).items():
+                totals[key] = totals[key] + value if key in totals else value
+        return self.metrics_from(totals, split)
+
+    def batch_stats(self, params: Params, batch: Split) -> Dict[str, torch.Tensor]:
+        """Summed evaluation statistics of one batch, as tensors: no `.item()`, so it runs under vmap
+        (batched evaluation) and the loop syncs with the device once per split, not once per batch."""
+        self.module.eval()
+        with self.precision.autocast():
+            logits = upcast(self.forward_real(self.as_dict(params), batch))
+        return {"correct": (logits.argmax(-1) == batch.labels).sum(),
+                "loss": F.cross_entropy(logits, batch.labels, reduction="sum")}
+
+    def metrics_from(self, totals: Dict[str, torch.Tensor], split: Split) -> Dict[str, float]:
+        """The metrics of one network from its summed `batch_stats` over `split`."""
+        return {"acc": totals["correct"].item() / len(split), "loss": totals["loss"].item() / len(split)}
+
+    # --- batching several networks under torch.func.vmap (models/stacked.py) ----------------------
+    def vmap_blocker(self) -> Optional[str]:
+        """Why this network cannot be trained under vmap, or None when it can (engine=vmap, batched
+        evaluation). Active dropout would need randomness="different" (slow, and its masks would not
+        match the loop's); batch norm updates running statistics in place. Subclasses whose forward
+        has other vmap-unsafe parts (data-dependent control flow, in-place buffers) override this."""
+        for name, m in self.module.named_modules():
+            if isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0:
+                return f"it has active dropout ({name}, p={m.p}; set model.dropout=0)"
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
+                return f"batch norm ({name}) updates running statistics in place"
+        return None

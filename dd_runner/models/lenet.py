@@ -20,16 +20,16 @@ class LeNet(nn.Module):
         self.fc2 = nn.Linear(120, 84)
         self.fc3 = nn.Linear(84, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
         x = F.max_pool2d(F.relu(self.conv1(x)), 2)
         x = F.max_pool2d(F.relu(self.conv2(x)), 2)
         x = x.flatten(1)
         x = F.relu(self.fc1(x))
-        x = F.relu(self.fc2(x))
-        return self.fc3(x)
+        x = F.relu(self.fc2(x))  # the penultimate features (distribution matching, coresets)
+        return x if return_features else self.fc3(x)
 
 
-def build_lenet(model_cfg, data, device, precision) -> Learner:
+def build_lenet(model_cfg, data, device, precision, distill_cfg=None) -> Learner:
     if data.modality != "image":
         from dd_runner.errors import ConfigError
 

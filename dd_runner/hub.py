@@ -1,0 +1,31 @@
+"""Quiet calls into the Hugging Face libraries: transformers prints a load report and a progress bar for
+every model, and offline every hub request logs each of its retries before failing. dd-run says once,
+in one line, what it loaded or which setting to use instead."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+
+
+@contextmanager
+def quiet_hub():
+    from transformers.utils import logging as hf_logging
+
+    # datasets logs a parse error at ERROR before raising it; dd-run reports the error itself
+    quieted = {"huggingface_hub": logging.ERROR, "datasets": logging.CRITICAL}
+    loggers = {name: logging.getLogger(name) for name in quieted}
+    levels = {name: lg.level for name, lg in loggers.items()}
+    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    for name, lg in loggers.items():
+        lg.setLevel(quieted[name])
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        for name, lg in loggers.items():
+            lg.setLevel(levels[name])
+        if bars:
+            hf_logging.enable_progress_bar()

@@ -1,0 +1,88 @@
+"""The outer loop every method shares: optimise the synthetic set for distill.iterations steps.
+
+A method supplies `objective(iteration, loss_scale) -> MetaGradient` (its loss and the gradient of the
+synthetic set's learnable tensors); the loop does the rest the same way for all of them: the optimiser
+(Adam or SGD) and StepLR, AMP loss scaling, gradient clipping, the non-finite check, logging, validation
+with best-set selection, checkpoints and resume, stop signals.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Callable, Dict
+
+import torch
+
+from dd_runner.context import Distilled, LoopStats, RunContext
+from dd_runner.device import current_loss_scale
+from dd_runner.engines import MetaGradient
+from dd_runner.errors import RunError
+from dd_runner.eval.selection import ValidationSelection
+from dd_runner.progress import progress
+
+log = logging.getLogger(__name__)
+Objective = Callable[[int, float], MetaGradient]
+
+
+def make_optimizer(d, synth) -> torch.optim.Optimizer:
+    """distill.optimizer over the synthetic data and labels; the step sizes may get their own lr."""
+    lr_params = [p for p in (synth.raw_lrs,) if p.requires_grad]
+    others = [p for p in synth.learnable() if p is not synth.raw_lrs]
+    groups = [{"params": others}] + ([{"params": lr_params, "lr": d.lr_lr or d.lr}] if lr_params else [])
+    if d.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=d.lr, momentum=d.momentum)
+    return torch.optim.Adam(groups, lr=d.lr, betas=tuple(d.betas))
+
+
+def optimise(ctx: RunContext, synth, objective: Objective, state: Dict[str, Any] = None) -> Distilled:
+    """Run the outer loop; `state`: the method's own resumable pieces (data streams, networks)."""
+    cfg, d = ctx.cfg, ctx.cfg.distill
+    params = synth.learnable()
+    opt = make_optimizer(d, synth)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=d.decay_every or max(1, d.iterations // 10),
+                                            gamma=d.decay_factor)
+    scaler = ctx.precision.grad_scaler()
+    selection = ValidationSelection(ctx, synth)
+    stats = LoopStats()
+    # Everything the loop changes, so that a checkpoint restores the run exactly.
+    state = {"synth": synth, "optimizer": opt, "scheduler": sched, "scaler": scaler, "selection": selection,
+             "stats": stats, **(state or {})}
+    first = ctx.checkpoints.restore(state, allow_config_change=ctx.resuming)
+    if first == 0:
+        ctx.checkpoints.save(state, 0)
+
+    with ctx.checkpoints.stop_signals(), progress("distilling", total=d.iterations, completed=first) as bar:
+        for it in range(first, d.iterations):
+            meta = objective(it, current_loss_scale(scaler, ctx.device))
+            if not math.isfinite(meta.loss):
+                raise RunError(f"the distillation loss became {meta.loss} at iteration {it + 1}: lower "
+                               f"distill.lr (now {d.lr}) or distill.init_lr (now {d.init_lr}), or set "
+                               f"distill.clip_grad; the last good checkpoint is kept")
+            for p, g in zip(params, meta.grads):
+                p.grad = g
+            scaler.unscale_(opt)
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, d.clip_grad or math.inf)
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            stats.loss = meta.loss
+
+            done = it + 1
+            record = {}
+            if done % cfg.logger.log_every == 0 or done == d.iterations:
+                lrs = synth.lrs().detach()
+                record = {"distill/loss": meta.loss, "distill/grad_norm": float(grad_norm),
+                          "distill/lr_mean": lrs.mean().item(), "distill/lr_min": lrs.min().item(),
+                          "distill/lr_max": lrs.max().item(), "distill/outer_lr": sched.get_last_lr()[0]}
+            if selection.due(done):
+                record["val/acc_mean"] = selection.check(done, synth)
+                log.info("iteration %d: loss %.4f, val acc %.4f", done, meta.loss, record["val/acc_mean"])
+            if record:
+                ctx.tracker.log(record, step=done)
+            bar.update(loss=meta.loss, val=selection.best_acc)
+            ctx.checkpoints.step(state, done)
+
+    selection.finish(synth, d.iterations)
+    return Distilled(synth=synth, iterations=d.iterations, seconds=stats.elapsed(), final_loss=stats.loss,
+                     best_iteration=selection.best_iteration, best_val_acc=selection.best_acc)

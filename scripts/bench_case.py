@@ -1,0 +1,188 @@
+"""One case of scripts/bench.py in its own process: argv[1] is the case as JSON, the last line printed
+is the result as JSON. Everything is built the way `dd-run` builds it (composed config, registries),
+so the figures are those of real runs."""
+
+from __future__ import annotations
+
+import ctypes
+import inspect
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench import MODEL_CASES  # noqa: E402
+
+
+class PeakMemory:
+    """Memory an outer step needs above the state before it: CUDA allocator peak, or CPU peak RSS."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.base = 0
+
+    @staticmethod
+    def _status_kb(key: str) -> int:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+        raise RuntimeError(f"no {key} in /proc/self/status")
+
+    def start(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.base = torch.cuda.memory_allocated()
+            return
+        try:  # hand freed heap back to the OS, so that RSS is what is in use now
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except OSError:
+            pass
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM (peak RSS) to the current RSS
+        self.base = self._status_kb("VmRSS") * 1024
+
+    def peak_mb(self) -> float:
+        if self.cuda:
+            torch.cuda.synchronize()
+            return (torch.cuda.max_memory_allocated() - self.base) / 2**20
+        return (self._status_kb("VmHWM") * 1024 - self.base) / 2**20
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (cuda)"
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor() or "CPU")
+    return f"{cpu}, {torch.get_num_threads()} threads"
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def setup(case: dict, precision: str = None):
+    """Config, data, learner, synthetic set and init sampler of a case."""
+    from hydra import compose, initialize_config_module
+    from hydra.errors import HydraException
+
+    import dd_runner.config  # noqa: F401  (registers the schemas)
+    from dd_runner.config.validate import validate
+    from dd_runner.data import load_data
+    from dd_runner.device import Precision, resolve_device
+    from dd_runner.errors import DDError
+    from dd_runner.inits import InitSampler
+    from dd_runner.models import ARCHS, build_learner
+    from dd_runner.synthetic import make_synthetic
+
+    T = case["T"]
+    steps = 10 if T % 10 == 0 else T
+    overrides = MODEL_CASES[case["model"]] + [
+        f"distill.steps={steps}", f"distill.epochs={T // steps}", "distill.ipc=1", "init=random", "logger=none",
+        f"distill.sample_nets={case['nets']}", f"distill.engine={case.get('engine', 'unroll')}",
+        f"precision={precision or case.get('precision', 'fp32')}", f"device={case['device']}",
+        f"distill.batch_size={case['batch']}", *case.get("overrides", [])]
+    try:
+        with initialize_config_module("dd_runner.conf", version_base="1.3"):
+            cfg = compose("config", overrides=overrides)
+    except HydraException as e:
+        raise Skip(f"{case['model']} is not configured in this checkout: {str(e).splitlines()[0]}") from None
+    if cfg.model.arch not in ARCHS:
+        raise Skip(f"model.arch={cfg.model.arch} is not registered in this checkout")
+    try:
+        validate(cfg)
+        device = resolve_device(cfg.device)
+        data = load_data(cfg.dataset, cfg.model)
+        extra = (cfg.distill,) if len(inspect.signature(build_learner).parameters) > 4 else ()
+        learner = build_learner(cfg.model, data, device, Precision(cfg.precision, device), *extra)
+    except DDError as e:
+        raise Skip(f"{case['model']}: {e}") from None
+    synth = make_synthetic(cfg, data, learner, cfg.seed)
+    return cfg, device, data, learner, synth, InitSampler(cfg.init, learner, cfg.seed)
+
+
+class Skip(Exception):
+    pass
+
+
+def engine_case(case: dict) -> dict:
+    from dd_runner.data.stream import RealBatches
+    from dd_runner.engines import ENGINES, EngineOptions
+
+    cfg, device, data, learner, synth, inits = setup(case)
+    engine = ENGINES.get(cfg.distill.engine)
+    options = EngineOptions.from_config(cfg.distill)
+    opt = torch.optim.Adam(synth.learnable(), lr=cfg.distill.lr, betas=tuple(cfg.distill.betas))
+    batches = RealBatches(data.train, cfg.distill.batch_size, cfg.seed, device)
+    memory = PeakMemory(device)
+    times, cpu_times = [], []
+    for it in range(case["repeats"] + 1):  # the first step warms up (kernels, code pages) and is not measured
+        if it == 1:
+            memory.start()
+        real, thetas = batches.next(), inits.train_nets(it, case["nets"])
+        sync(device)
+        start, cpu_start = time.perf_counter(), time.process_time()
+        meta = engine(learner, thetas, synth, real, options)
+        for p, g in zip(synth.learnable(), meta.grads):
+            p.grad = g
+        opt.step()
+        sync(device)
+        times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - cpu_start)
+    return {"seconds": min(times[1:]), "cpu_seconds": min(cpu_times[1:]), "times": times,
+            "peak_mb": memory.peak_mb(), "loss": meta.loss, "device_name": device_name(device)}
+
+
+def eval_case(case: dict) -> dict:
+    from dd_runner.eval.protocol import batched_accuracies, looped_accuracies
+
+    case = {**case, "overrides": ["distill.init_from=real"]}  # a set of real images: accuracies mean something
+    cfg, device, data, learner, synth, inits = setup(case)
+    evaluate = batched_accuracies if case["mode"] == "vmap" else looped_accuracies
+    steps, thetas = synth.unrolled(), inits.eval_nets(case["nets"])
+    evaluate(learner, thetas[:2], steps, data.test, cfg.eval.batch_size)  # warm-up
+    memory = PeakMemory(device)
+    memory.start()
+    sync(device)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    accs = evaluate(learner, thetas, steps, data.test, cfg.eval.batch_size)
+    sync(device)
+    return {"seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu_start, "peak_mb": memory.peak_mb(), "accs": accs,
+            "acc_mean": sum(accs) / len(accs), "test_examples": len(data.test), "device_name": device_name(device)}
+
+
+def cosine_case(case: dict) -> dict:
+    """The meta-gradient of the same nets, data and real batch in fp32 and in bf16."""
+    from dd_runner.data.stream import RealBatches
+    from dd_runner.engines import ENGINES, EngineOptions
+
+    grads = {}
+    for precision in ("fp32", "bf16"):
+        cfg, device, data, learner, synth, inits = setup(case, precision)
+        real = RealBatches(data.train, cfg.distill.batch_size, cfg.seed, device).next()
+        meta = ENGINES.get(cfg.distill.engine)(learner, inits.train_nets(0, case["nets"]), synth, real,
+                                               EngineOptions.from_config(cfg.distill))
+        grads[precision] = torch.cat([g.flatten().double() for g in meta.grads])
+    cosine = torch.nn.functional.cosine_similarity(grads["bf16"], grads["fp32"], dim=0).item()
+    return {"cosine": cosine, "device_name": device_name(device)}
+
+
+def main() -> None:
+    case = json.loads(sys.argv[1])
+    if case["threads"]:
+        torch.set_num_threads(case["threads"])
+    try:
+        result = {"engine": engine_case, "eval": eval_case, "cosine": cosine_case}[case["kind"]](case)
+    except Skip as e:
+        result = {"skipped": f"skipped: {e}"}
+    except torch.OutOfMemoryError as e:
+        result = {"error": f"out of memory: {str(e).splitlines()[0]}"}
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

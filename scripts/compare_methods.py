@@ -1,0 +1,110 @@
+"""Compare the method families under one protocol on the offline MNIST split.
+
+    python scripts/compare_methods.py                       # ConvNet and LeNet, 1 and 10 images per class
+    python scripts/compare_methods.py --quick               # a smoke run: tiny budgets, minutes on a CPU
+    python scripts/compare_methods.py --models convnet --ipc 1 --methods dm gm -- eval.nets=30
+
+Every cell is real `dd-run` processes: random init, the same `eval.nets` unseen networks, the DC / DM / MTT
+evaluation schedule (`eval.schedule=train`: minibatch SGD with momentum, lr tuned on validation) for every
+method and baseline. Trajectory matching first trains its experts (`dd-run mode=experts`). Performance
+matching spends the budget as steps x 1 image per class (its natural layout); the others as one step of
+`ipc` images per class. Baselines (random real, herding, k-center, k-means) are evaluated once per cell.
+
+Offline split: train test[:7200], val test[7200:8000], test test[8000:] of the official MNIST test file.
+Published anchors (ConvNet, full MNIST, 1 / 10 per class): DC 91.7 / 97.4, DSA 88.7 / 97.8, DM 89.7 / 97.5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+METHODS = {  # name -> (label, overrides)
+    "pm": ("performance matching", ["method=performance_matching", "distill.epochs=3"]),
+    "gm": ("gradient matching (DSA)", ["method=gradient_matching", "augment=dsa"]),
+    "dm": ("distribution matching", ["method=distribution_matching", "augment=dsa"]),
+    "mtt": ("trajectory matching", ["method=trajectory_matching"]),
+}
+BASELINES = ["random_real", "herding", "kcenter", "kmeans"]
+BUDGETS = {  # per method: iterations (and method knobs) for a CPU-sized run; --quick divides them
+    "pm": ["distill.iterations=400", "distill.sample_nets=2", "distill.batch_size=256", "distill.lr=0.03"],
+    "gm": ["distill.iterations=200", "method.batch_real=128"],
+    "dm": ["distill.iterations=400", "method.batch_real=128"],
+    "mtt": ["distill.iterations=200", "distill.epochs=10", "method.expert_epochs=2", "method.max_start_epoch=3"],
+}
+EXPERTS = ["experts.count=3", "experts.epochs=5"]
+
+
+def dd_run(overrides, out: Path, console: Console) -> dict:
+    metrics = out / "metrics.json"
+    if not metrics.exists():  # re-running the script continues where it stopped
+        console.print(f"[bold]$ dd-run {' '.join(overrides)}")
+        subprocess.run([sys.executable, "-m", "dd_runner", *overrides, f"output_dir={out}"], check=True,
+                       stdout=subprocess.DEVNULL)
+    return json.loads(metrics.read_text())
+
+
+def pct(m: dict, prefix: str) -> str:
+    if f"{prefix}/acc_mean" not in m:
+        return "-"
+    return f"{100 * m[prefix + '/acc_mean']:.1f} ± {100 * m[prefix + '/acc_std']:.1f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["convnet", "lenet"])
+    parser.add_argument("--ipc", nargs="+", type=int, default=[1, 10])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the pipeline, not the figures")
+    parser.add_argument("--out", default="outputs/compare_methods")
+    parser.add_argument("overrides", nargs="*", help="dd-run overrides for every run (after --)")
+    args = parser.parse_args()
+    console = Console()
+    root = Path(args.out)
+    common = ["dataset=mnist_offline", "init=random", "logger=none", "eval.schedule=train", "eval.nets=20",
+              "eval.val_nets=4", "eval.tune_nets=2", "eval.lr_grid=[0.003,0.01,0.03,0.1]"]
+    if args.quick:
+        common += ["eval.nets=2", "eval.train_epochs=5", "eval.lr_grid=[0.01]", "eval.tune_nets=1"]
+    common += args.overrides
+
+    def budget(name):
+        if not args.quick:
+            return BUDGETS[name]
+        return [o.split("=")[0] + "=2" if o.startswith("distill.iterations") else o for o in BUDGETS[name]]
+
+    table = Table(title="Method families on the offline MNIST split (random init, eval.schedule=train)")
+    for col in ("model", "ipc", *(METHODS[m][0] for m in args.methods), *BASELINES):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for model in args.models:
+        experts = None
+        if "mtt" in args.methods:
+            quick = ["experts.count=1", "experts.epochs=3"] if args.quick else EXPERTS
+            dd_run([f"model={model}", "dataset=mnist_offline", "logger=none", "mode=experts", *quick],
+                   root / f"experts-{model}", console)
+            experts = root / f"experts-{model}" / "experts"
+        for ipc in args.ipc:
+            cells, baselines = [], {}
+            for i, name in enumerate(args.methods):
+                layout = [f"distill.steps={ipc}", "distill.ipc=1"] if name == "pm" else ["distill.steps=1", f"distill.ipc={ipc}"]
+                extra = [f"method.experts={experts}"] if name == "mtt" else []
+                wanted = f"eval.baselines=[{','.join(BASELINES)}]" if i == 0 else "eval.baselines=[]"
+                start = time.perf_counter()
+                m = dd_run([f"model={model}", *common, *METHODS[name][1], *layout, *budget(name), *extra, wanted],
+                           root / f"{model}-ipc{ipc}-{name}", console)
+                cells.append(f"{pct(m, 'test')}\n{m['distill/seconds']:.0f} s")
+                baselines = baselines or {b: pct(m, f"baselines/{b}") for b in BASELINES if f"baselines/{b}/acc_mean" in m}
+                console.print(f"{model} ipc={ipc} {name}: {pct(m, 'test')} ({time.perf_counter() - start:.0f} s)")
+            table.add_row(model, str(ipc), *cells, *(baselines.get(b, "-") for b in BASELINES))
+    console.print(table)
+    console.print("cells: test accuracy (%) mean ± std over eval.nets unseen initialisations; distillation wall time")
+
+
+if __name__ == "__main__":
+    main()
