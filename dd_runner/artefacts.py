@@ -5,6 +5,8 @@ exists is complete; `metrics.json` is written last and marks a finished run.
     metrics.json           test/acc_mean, test/acc_std, test/n_nets, baselines/<name>/..., timing
     images.png             image datasets: a row per step, a column per class, labelled with lrs
     config.yaml            the resolved config
+
+Under torchrun only rank 0 writes (the writers here do nothing on other ranks).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, Dict
 import torch
 from omegaconf import OmegaConf
 
+from dd_runner import distributed
 from dd_runner.errors import RunError
 
 FORMAT_VERSION = "1"
@@ -30,6 +33,8 @@ def _umask() -> int:
 
 
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    if not distributed.is_main():  # torchrun: rank 0 alone writes the run directory
+        return
     try:
         _atomic_write(Path(path), payload)
     except OSError as e:
@@ -101,6 +106,8 @@ def save_distilled(path: Path, cfg, data, synth) -> None:
 def save_image_grid(path: Path, synth, data) -> None:
     """A row per step, a column per synthetic example (class order), titled with the class; the row label
     lists the step's learned lr in each epoch."""
+    if not distributed.is_main():
+        return
     import matplotlib
 
     matplotlib.use("Agg")

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from dd_runner import distributed
 from dd_runner.artefacts import save_tensors
 from dd_runner.errors import ConfigError, DataError, DDError
 
@@ -166,7 +167,9 @@ class Checkpointer:
     def restore(self, objects: Mapping[str, Any], allow_config_change: bool = False) -> int:
         """Load the saved state into `objects`; returns the iteration to continue from (0 if none).
         `allow_config_change`: an explicit resume=DIR may continue with changed (non-structural) settings."""
-        if not self.exists():
+        exists = self.exists()
+        distributed.barrier()  # torchrun: every rank has looked before rank 0 may write the first checkpoint
+        if not exists:
             return 0
         state, meta = read_checkpoint(self.path)
         if meta.get("config_hash") != self.cfg_hash and not allow_config_change:
@@ -188,11 +191,12 @@ class Checkpointer:
     def step(self, objects: Mapping[str, Any], iteration: int) -> None:
         """After outer iteration `iteration` completed: save when due or when a stop signal arrived."""
         self.iteration = iteration
-        if self._signal is not None:
+        signum = distributed.max_over_ranks(self._signal or 0)  # torchrun: every rank stops here together
+        if signum:
             self.save(objects, iteration)
-            name = signal.Signals(self._signal).name
+            name = signal.Signals(signum).name
             raise Interrupted(f"stopped by {name} after iteration {iteration}; the checkpoint is saved: "
-                              f"continue with dd-run resume={self.path.parent}", self._signal)
+                              f"continue with dd-run resume={self.path.parent}", signum)
         if self.every and iteration % self.every == 0:
             self.save(objects, iteration)
 

@@ -3,7 +3,9 @@
 Exit codes: 0 success; 2 configuration error (one line on stderr, before anything runs); 1 runtime
 failure (one line; the traceback goes to <run dir>/dd-run.log); 130 / 143 stopped by SIGINT / SIGTERM
 after saving a checkpoint. In a multirun a failed job does not stop the sweep; the process exits with the
-worst code of its jobs.
+worst code of its jobs, wherever they ran (dd_runner.sweep reads it back from their failure.json).
+Under torchrun (`torchrun --nproc_per_node=K -m dd_runner ...`) every rank runs this; see
+dd_runner.distributed.
 """
 
 from __future__ import annotations
@@ -62,7 +64,9 @@ def hydra_job(cfg) -> Optional[float]:
     from hydra.core.hydra_config import HydraConfig
 
     from dd_runner.checkpoint import Interrupted
+    from dd_runner.distributed import is_main
     from dd_runner.run import run
+    from dd_runner.sweep import record_exit
 
     try:
         metrics = run(cfg, resume_overrides=list(HydraConfig.get().overrides.task))
@@ -74,6 +78,8 @@ def hydra_job(cfg) -> Optional[float]:
         _to_log_file(f"dd-run: error: {message}", with_traceback=True)
         print(f"dd-run: error: {message}", file=sys.stderr, flush=True)
         _worst_exit_code = max(_worst_exit_code, code)
+        if is_main():  # the launching process may be another one (submitit): tell it through the job dir
+            record_exit(HydraConfig.get().runtime.output_dir, message, code)
         if isinstance(e, (Interrupted, KeyboardInterrupt)):  # a stop signal ends the whole sweep
             raise SystemExit(code)
     finally:
@@ -99,7 +105,10 @@ def _with_run_dir(argv: List[str]) -> List[str]:
 
 
 def main(argv: Optional[List[str]] = None) -> None:
+    from dd_runner import distributed
+    from dd_runner.config.plugins import optuna_defaults
     from dd_runner.config.preflight import preflight
+    from dd_runner.sweep import last_sweep_exit_code
 
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in ("-h", "--help"):
@@ -109,10 +118,16 @@ def main(argv: Optional[List[str]] = None) -> None:
         sys.exit(0)
     try:
         preflight(argv)
-        argv = _with_run_dir(argv)
+        argv = optuna_defaults(_with_run_dir(argv))
+        distributed.init_from_env()  # under torchrun: join the other ranks and share one run directory
+        if distributed.active():
+            argv = distributed.shared_hydra_dirs(argv)
     except DDError as e:
         print(f"dd-run: error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
     sys.argv = [sys.argv[0], *argv]
-    hydra_job()
-    sys.exit(_worst_exit_code)
+    try:
+        hydra_job()
+    finally:
+        distributed.shutdown()
+    sys.exit(max(_worst_exit_code, last_sweep_exit_code()))

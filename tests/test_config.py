@@ -16,7 +16,7 @@ from dd_runner.errors import ConfigError
 from conftest import compose_cfg
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-GROUPS = ["dataset", "model", "init", "labels", "method", "logger", "augment", "experiment"]
+GROUPS = ["dataset", "model", "init", "labels", "method", "logger", "augment", "experiment", "search"]
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
 NEEDS = {  # options that only make sense together with other settings
     ("init", "pretrained"): ["init.checkpoint=model.safetensors"],

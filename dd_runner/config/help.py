@@ -12,6 +12,9 @@ USAGE = """usage: dd-run [-m] [group=option ...] [key=value ...]
   dd-run -m init=fixed,random seed=0,1,2        a sweep (one job per combination)
   dd-run dataset=agnews model=distilbert        text: AG News x DistilBERT (english_quotes x gpt_neo: LM)
   dd-run resume=outputs/runs/<date>/<time>      continue a stopped run
+  dd-run -m hydra/launcher=submitit_slurm ...   the sweep as Slurm jobs (pip install 'dd-runner[cluster]')
+  dd-report outputs/multirun/<date>/<time>      a sweep's table, report.csv and report.png
+  torchrun --nproc_per_node=K -m dd_runner ...  one run over K processes (GPUs)
   dd-run --cfg job [overrides]                  print the composed config and exit
   dd-run --hydra-help                           Hydra's own flags
 """

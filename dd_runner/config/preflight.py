@@ -82,8 +82,10 @@ def preflight(argv: List[str]) -> None:
     """Raise ConfigError (one line) if any job of this command line has an invalid config."""
     from hydra import compose, initialize_config_module
 
+    from dd_runner.config.plugins import check_plugins
     from dd_runner.config.validate import validate
 
+    check_plugins(argv)
     jobs = job_overrides(argv)
     if jobs is None:
         return
@@ -95,3 +97,14 @@ def preflight(argv: List[str]) -> None:
             except Exception as e:
                 raise ConfigError(explain(e, base)) from None
             validate(cfg)
+
+
+def hydra_dir(argv: List[str], multirun: bool) -> str:
+    """The run (or sweep) directory Hydra would create for this command line, `${now:...}` resolved."""
+    from hydra import compose, initialize_config_module
+
+    jobs = job_overrides(argv) or [[]]
+    own = [a for a in argv if a.startswith("hydra.")]  # e.g. hydra.run.dir=out/${seed}
+    with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
+        cfg = compose("config", overrides=[*jobs[0], *own], return_hydra_config=True)
+    return str(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir)

@@ -25,6 +25,7 @@ from typing import Dict, Iterator, List, Optional, Sequence
 import torch
 
 from dd_runner.data.bundle import Split
+from dd_runner.distributed import gather, shard
 from dd_runner.models.learner import Learner, Params, Step
 from dd_runner.models.stacked import StackedNets, groups, stack
 from dd_runner.seeding import generator
@@ -48,11 +49,11 @@ def as_schedule(steps) -> Schedule:
 
 def scores(learner: Learner, thetas: Sequence[Params], steps, split: Split, batch_size: int) -> List[Dict[str, float]]:
     """The metrics (`Learner.evaluate`: acc, loss; language models also ppl) of each network after
-    training on `steps` (a Schedule or a list of steps)."""
+    training on `steps` (a Schedule or a list of steps). Under torchrun each rank trains its share of the
+    networks and every rank gets all the metrics, in order."""
     schedule = as_schedule(steps)
-    if batchable(learner):
-        return batched_scores(learner, thetas, schedule, split, batch_size)
-    return looped_scores(learner, thetas, schedule, split, batch_size)
+    evaluate = batched_scores if batchable(learner) else looped_scores
+    return gather(evaluate(learner, shard(thetas), schedule, split, batch_size), len(thetas))
 
 
 def accuracies(learner: Learner, thetas: Sequence[Params], steps, split: Split, batch_size: int) -> List[float]:

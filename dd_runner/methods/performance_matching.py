@@ -8,12 +8,16 @@
            real batch (summed after every step with distill.accumulate_loss)
     8      meta-gradient of the summed real loss w.r.t. x~, lr~ (and learned labels) via the engine
     9      optimiser step on x~, lr~, labels; StepLR decay                   (methods/loop.py)
+
+Under torchrun the nets of line 4 are split across processes and their meta-gradients summed
+(dd_runner.distributed.meta_gradient); every process then takes the same step.
 """
 
 from __future__ import annotations
 
 from dd_runner.context import Distilled, RunContext
 from dd_runner.data.stream import RealBatches
+from dd_runner.distributed import meta_gradient as split_meta_gradient
 from dd_runner.engines import ENGINES, EngineOptions, MetaGradient
 from dd_runner.methods.loop import optimise
 from dd_runner.synthetic import make_synthetic
@@ -29,6 +33,6 @@ def performance_matching(ctx: RunContext) -> Distilled:
         real = batches.next()                                                          # 3
         thetas = ctx.inits.train_nets(iteration, d.sample_nets)                        # 4
         options = EngineOptions.from_config(d, loss_scale)
-        return engine(ctx.learner, thetas, synth, real, options)                       # 5-8
+        return split_meta_gradient(engine, ctx.learner, thetas, synth, real, options)  # 5-8
 
     return optimise(ctx, synth, meta_gradient, state={"batches": batches})            # 2, 9

@@ -1,0 +1,268 @@
+"""`dd-report <sweep dir>`: the results of a `dd-run -m` sweep side by side.
+
+Jobs are grouped into settings by the overrides that vary across the sweep, seeds apart; each setting
+shows mean ± std across its seeds of the distilled set's test accuracy, its validation accuracy and
+every baseline at the same budget, and which jobs failed or did not finish. Writes into the sweep
+directory (or --out):
+
+    report.csv   one row per setting (accuracies as fractions, like metrics.json)
+    jobs.csv     one row per job: its overrides, status, exit code, accuracies, failure message
+    report.png   accuracy against one swept key (--x), one line per setting of the other keys, error
+                 bars = std across seeds
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from dd_runner.errors import ConfigError, DDError
+from dd_runner.sweep import Job, collect, swept_keys
+
+SEED = "seed"
+BASELINE_ORDER = ["random_real", "random_real_learned_lrs", "class_mean", "kmeans", "full_data"]
+
+
+@dataclass
+class Setting:
+    values: Tuple[str, ...]  # one per setting key
+    jobs: List[Job]
+
+    @property
+    def finished(self) -> List[Job]:
+        return [j for j in self.jobs if j.status == "finished"]
+
+    def stats(self, metric: str) -> Tuple[Optional[float], Optional[float], int]:
+        """(mean, std, n) of `metric` across the finished seeds that report it (std None for one seed)."""
+        values = [j.metrics[metric] for j in self.finished if isinstance(j.metrics.get(metric), (int, float))]
+        if not values:
+            return None, None, 0
+        return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None, len(values)
+
+
+def accuracy_metric(jobs: Sequence[Job]) -> str:
+    """Distillation runs report test/acc_mean; `mode=train` runs test/acc."""
+    return "test/acc" if any("test/acc" in (j.metrics or {}) for j in jobs) and not any(
+        "test/acc_mean" in (j.metrics or {}) for j in jobs) else "test/acc_mean"
+
+
+def baselines(jobs: Sequence[Job]) -> List[str]:
+    found = {k.split("/")[1] for j in jobs for k in (j.metrics or {}) if k.startswith("baselines/") and k.endswith("/acc_mean")}
+    return sorted(found, key=lambda b: (BASELINE_ORDER.index(b) if b in BASELINE_ORDER else len(BASELINE_ORDER), b))
+
+
+def common_overrides(jobs: Sequence[Job], swept: Sequence[str]) -> str:
+    first = jobs[0].overrides
+    return " ".join(f"{k}={v}" for k, v in first.items() if k not in swept)
+
+
+def as_number(value: Optional[str]) -> Optional[float]:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def sort_key(value: Optional[str]):
+    number = as_number(value)
+    return (0, number, "") if number is not None else (1, 0.0, str(value))
+
+
+def group(jobs: Sequence[Job], keys: Sequence[str]) -> List[Setting]:
+    settings: Dict[Tuple[str, ...], List[Job]] = {}
+    for job in jobs:
+        settings.setdefault(tuple(job.overrides.get(k, "") for k in keys), []).append(job)
+    ordered = sorted(settings.items(), key=lambda item: [sort_key(v) for v in item[0]])
+    return [Setting(values, members) for values, members in ordered]
+
+
+def fmt(stats: Tuple[Optional[float], Optional[float], int]) -> str:
+    """A table cell in %: 'mean ± std' across seeds, the mean alone for one seed, '—' for none."""
+    mean, std, _ = stats
+    if mean is None:
+        return "—"
+    return f"{100 * mean:.2f} ± {100 * std:.2f}" if std is not None else f"{100 * mean:.2f}"
+
+
+def unfinished(setting: Setting) -> str:
+    """'failed: 3 7; incomplete: 9' (job names)."""
+    parts = [f"{status}: {' '.join(j.name for j in setting.jobs if j.status == status)}" for status in ("failed", "incomplete")
+             if any(j.status == status for j in setting.jobs)]
+    return "; ".join(parts)
+
+
+def table(keys: Sequence[str], settings: Sequence[Setting], metric: str, names: Sequence[str]) -> Table:
+    t = Table(caption="test accuracy in %, mean ± std across seeds; baselines at the same budget")
+    for key in keys:
+        t.add_column(escape(key))
+    t.add_column("seeds", justify="right")
+    t.add_column("distilled", justify="right", style="bold")
+    t.add_column("val", justify="right")
+    for name in names:
+        t.add_column(name, justify="right")
+    t.add_column("not finished", style="red")
+    for s in settings:
+        cells = [fmt(s.stats(m)) for m in (metric, "val/acc_mean", *[f"baselines/{n}/acc_mean" for n in names])]
+        t.add_row(*map(escape, s.values), f"{len(s.finished)}/{len(s.jobs)}", *cells, unfinished(s))
+    return t
+
+
+def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence]) -> None:
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(["" if v is None else v for v in row] for row in rows)
+    tmp.replace(path)
+
+
+def report_rows(keys, settings, metric, names):
+    column = metric.replace("/", "_")  # test_acc_mean by default
+    header = [*keys, "jobs", "finished", column, column.removesuffix("_mean") + "_std", "val_acc_mean", "val_acc_std"]
+    header += [f"{n}_acc_{s}" for n in names for s in ("mean", "std")] + ["not_finished"]
+    rows = []
+    for s in settings:
+        row = [*s.values, len(s.jobs), len(s.finished)]
+        for m in (metric, "val/acc_mean", *[f"baselines/{n}/acc_mean" for n in names]):
+            mean, std, _ = s.stats(m)
+            row += [mean, std]
+        rows.append(row + [unfinished(s)])
+    return header, rows
+
+
+def job_rows(jobs: Sequence[Job], metric: str, names: Sequence[str]):
+    keys = list(dict.fromkeys(k for j in jobs for k in j.overrides))
+    metrics = [metric, "val/acc_mean", *[f"baselines/{n}/acc_mean" for n in names]]
+    header = ["job", "status", "exit_code", *keys, *metrics, "message"]
+    rows = [[j.name, j.status, j.exit_code, *[j.overrides.get(k) for k in keys],
+             *[(j.metrics or {}).get(m) for m in metrics], (j.failure or {}).get("message", "") if j.status == "failed" else ""]
+            for j in jobs]
+    return header, rows
+
+
+def choose_x(keys: Sequence[str], settings: Sequence[Setting]) -> Optional[str]:
+    """The swept key with the most distinct values, numeric keys first."""
+    def rank(i_key):
+        i, key = i_key
+        values = {s.values[i] for s in settings}
+        return (all(as_number(v) is not None for v in values), len(values), -i)
+    return max(enumerate(keys), key=rank)[1] if keys else None
+
+
+def plot(path: Path, title: str, keys: Sequence[str], settings: Sequence[Setting], metric: str, x: Optional[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xi = keys.index(x) if x else None
+    lines: Dict[Tuple[str, ...], List[Tuple[str, float, float]]] = {}
+    missing = []  # x values of settings without a result (every seed failed): marked on the axis
+    for s in settings:
+        mean, std, _ = s.stats(metric)
+        xv = s.values[xi] if xi is not None else "all"
+        if mean is None:
+            missing.append(xv)
+            continue
+        label = tuple(f"{k}={v}" for i, (k, v) in enumerate(zip(keys, s.values)) if i != xi)
+        lines.setdefault(label, []).append((xv, 100 * mean, 100 * (std or 0.0)))
+    xs_all = sorted({p[0] for pts in lines.values() for p in pts} | set(missing), key=sort_key)
+    numeric = all(as_number(v) is not None for v in xs_all)
+    position = {v: (as_number(v) if numeric else i) for i, v in enumerate(xs_all)}
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, points in lines.items():
+        points.sort(key=lambda p: sort_key(p[0]))
+        ax.errorbar([position[p[0]] for p in points], [p[1] for p in points], yerr=[p[2] for p in points],
+                    marker="o", capsize=4, label=" ".join(label) or "distilled")
+    if missing:
+        ax.plot([position[v] for v in missing], [0.02] * len(missing), "x", color="red", markersize=9,
+                transform=ax.get_xaxis_transform(), label="no finished seed")
+    if numeric and len(xs_all) > 1 and min(position.values()) > 0 and max(position.values()) / min(position.values()) >= 50:
+        ax.set_xscale("log")
+    if not numeric:
+        ax.set_xticks(range(len(xs_all)), xs_all)
+    ax.set_xlabel(x or "")
+    ax.set_ylabel(f"{metric} (%)")
+    ax.set_title("\n".join(textwrap.wrap(title, 90)), fontsize=9)
+    ax.grid(alpha=0.3)
+    if lines or missing:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def report(sweep_dir: Path, out: Optional[Path] = None, x: Optional[str] = None, metric: Optional[str] = None,
+           console: Optional[Console] = None) -> List[Setting]:
+    """Print the table of the sweep in `sweep_dir`, write report.csv, jobs.csv and report.png; return the
+    settings (rows). ConfigError (one line) when there is nothing to report."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise ConfigError(f"{sweep_dir} is not a directory; give a sweep directory (outputs/multirun/<date>/<time>)")
+    jobs = collect(sweep_dir)
+    if not jobs:
+        raise ConfigError(f"no jobs in {sweep_dir} (no <job>/.hydra/overrides.yaml); give a sweep directory "
+                         "(outputs/multirun/<date>/<time>)")
+    metric = metric or accuracy_metric(jobs)
+    swept = swept_keys(jobs)
+    keys = [k for k in swept if k != SEED]
+    if x is not None and x not in keys:
+        raise ConfigError(f"--x {x} is not a swept key; choose one of: {', '.join(keys) or '(none: only seeds vary)'}")
+    settings = group(jobs, keys)
+    names = baselines(jobs)
+    common = common_overrides(jobs, swept)
+
+    console = console or Console(width=None if sys.stdout.isatty() else 200)  # a file or pipe gets whole rows
+    console.print(f"[bold]{escape(str(sweep_dir))}[/bold]: {len(jobs)} jobs; every job: {escape(common) or '(defaults)'}",
+                  soft_wrap=True)
+    console.print(table(keys, settings, metric, names))
+    for job in jobs:
+        if job.status == "failed":
+            console.print(f"[red]job {escape(job.name)} failed[/red] (exit {job.exit_code}, {escape(job.describe(swept))}): "
+                          f"{escape(str(job.failure.get('message', '')))}", soft_wrap=True)
+        elif job.status == "incomplete":
+            console.print(f"[yellow]job {escape(job.name)} did not finish[/yellow] ({escape(job.describe(swept))}): "
+                          "no metrics.json (still running, or killed)", soft_wrap=True)
+
+    out = Path(out or sweep_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(out / "report.csv", *report_rows(keys, settings, metric, names))
+    write_csv(out / "jobs.csv", *job_rows(jobs, metric, names))
+    plot(out / "report.png", f"{sweep_dir}: {common}", keys, settings, metric, x or choose_x(keys, settings))
+    console.print(f"wrote {out / 'report.csv'}, {out / 'jobs.csv'}, {out / 'report.png'}", soft_wrap=True)
+    return settings
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argparse.ArgumentParser(prog="dd-report", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sweep_dir", type=Path, help="a dd-run -m output directory (outputs/multirun/<date>/<time>)")
+    parser.add_argument("--x", help="swept key on the plot's x axis (default: the numeric one with most values)")
+    parser.add_argument("--metric", help="metrics.json key in the main column and the plot (default: test/acc_mean)")
+    parser.add_argument("--out", type=Path, help="where to write report.csv, jobs.csv, report.png (default: the sweep dir)")
+    args = parser.parse_args(argv)
+    try:
+        report(args.sweep_dir, args.out, args.x, args.metric)
+    except DDError as e:
+        print(f"dd-report: error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except OSError as e:
+        print(f"dd-report: error: cannot write the report: {e}; use --out DIR", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
