@@ -42,9 +42,9 @@ TEXT_CLS = ["dataset=agnews_offline", "model=distilbert", "model.pretrained=fals
 TEXT_LM = ["dataset=english_quotes_offline", "model=gpt_neo", "model.pretrained=false", "distill.seq_len=32"]
 MODEL_CASES = {
     "lenet": MNIST,
-    "distilbert-tiny": TEXT_CLS + ["model.config_overrides={n_layers: 2, dim: 64, hidden_dim: 128, n_heads: 2}"],
+    "distilbert-tiny": TEXT_CLS + ["+model.config_overrides={n_layers: 2, dim: 64, hidden_dim: 128, n_heads: 2}"],
     "distilbert-base": TEXT_CLS,  # DistilBertConfig's defaults: distilbert-base size (66M)
-    "gpt_neo-tiny": TEXT_LM + ["model.config_overrides={hidden_size: 64, num_layers: 2, num_heads: 2, "
+    "gpt_neo-tiny": TEXT_LM + ["+model.config_overrides={hidden_size: 64, num_layers: 2, num_heads: 2, "
                                "attention_types: [[[global, local], 1]]}"],
     "gpt_neo-base": TEXT_LM,  # the 125M configuration
 }
@@ -177,7 +177,8 @@ def describe(r: dict) -> tuple:
     if "skipped" in r and r["kind"] == "engine":
         return r["section"], r["model"], "unroll, recompute x fp32, bf16", "T in 1, 3, 10"
     if r["kind"] == "engine":
-        what = " ".join([r["engine"], r["precision"], *(o.split(".")[-1] for o in r.get("overrides", []))])
+        knobs = [o.split(".")[-1] for o in r.get("overrides", []) if not o.startswith("model.tokenizer=")]
+        what = " ".join([r["engine"], r["precision"], *knobs])
         shape = f"T={r['T']} nets={r['nets']}"
     elif r["kind"] == "eval":
         what, shape = f"eval {r['mode']}", f"{r['nets']} nets, 100 images x 3 epochs"

@@ -87,9 +87,10 @@ def main() -> None:
             out = Path(args.out) / f"{init}_{key}"
             cmd = [sys.executable, "-m", "dd_runner", *common, f"init={init}", *overrides,
                    f"eval.baselines=[{','.join(baselines)}]", f"output_dir={out}", *args.overrides]
-            console.print(f"$ dd-run {' '.join(cmd[3:])}", markup=False, style="bold")
             start = time.perf_counter()
-            subprocess.run(cmd, check=True)
+            if not (out / "metrics.json").exists():  # re-running the script continues where it stopped
+                console.print(f"$ dd-run {' '.join(cmd[3:])}", markup=False, style="bold")
+                subprocess.run(cmd, check=True)
             seconds = time.perf_counter() - start
             metrics = json.loads((out / "metrics.json").read_text())
             rows.append({"init": init, "labels": label, "slides": targets.get(init, "-"), "metrics": metrics,
@@ -97,15 +98,15 @@ def main() -> None:
             summary_path.write_text(json.dumps(rows, indent=2))  # partial results survive an interruption
 
     table = Table(title=f"AG News, 4 synthetic articles x 1 step: dataset={args.dataset}, model={args.model}, "
-                        f"max_length {args.max_length}, {args.iterations} iterations (test accuracy %)")
+                        f"max_length {args.max_length} (test accuracy %)")
     for col in ("init", "labels", "slides", "distilled", "random real (tuned lr)", "random real (distilled lr)",
-                "full data", "distill s", "total s"):
+                "full data", "iterations", "distill s", "eval s"):
         table.add_column(col, justify="left" if col in ("init", "labels") else "right")
     for r in rows:
         m = r["metrics"]
         table.add_row(r["init"], r["labels"], r["slides"], pct(m, "test"), pct(m, "baselines/random_real"),
                       pct(m, "baselines/random_real_learned_lrs"), pct(m, "baselines/full_data"),
-                      f"{m['distill/seconds']:.0f}", f"{r['seconds']:.0f}")
+                      str(m["distill/iterations"]), f"{m['distill/seconds']:.0f}", f"{m['eval/seconds']:.0f}")
     console.print(table)
 
 
