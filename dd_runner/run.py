@@ -140,8 +140,8 @@ def run_distill(ctx: RunContext) -> Dict[str, float]:
         "eval/seconds": time.perf_counter() - start, "seed": cfg.seed, **distilled.metrics,
     })
     print_table(results_table(rows, f"{cfg.dataset.name} x {cfg.model.name}, init={cfg.init.mode}, "
-                                    f"labels={cfg.labels.type}: {synth.num_steps} steps of "
-                                    f"{synth.examples_per_step} examples"))
+                                    f"labels={cfg.labels.type}: {synth.steps} steps x {synth.epochs} epochs "
+                                    f"of {synth.examples_per_step} examples"))
     columns = ["acc_mean", "acc_std", "n_nets", "lr"] + (["ppl_mean", "ppl_std"] if ctx.data.task == "language_modeling" else [])
     ctx.tracker.log_table("results", ["setting", *columns],
                           [[n, *(str(m.get(c, "")) if c == "lr" else m.get(c) for c in columns)] for n, m in rows])

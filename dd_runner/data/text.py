@@ -111,12 +111,15 @@ def _tokenizer_fingerprint(tokenizer) -> str:
     return Hasher.hash([type(tokenizer).__name__, spec, tokenizer.pad_token_id, tokenizer.padding_side])
 
 
-def _is_int(value) -> bool:
-    try:
-        int(value)
-        return True
-    except (TypeError, ValueError):
-        return False
+def _class_ids(values, offset: int, column: str) -> List[int]:
+    ids = []
+    for value in values:
+        try:
+            ids.append(int(value) - offset)
+        except (TypeError, ValueError):
+            raise DataError(f"column '{column}' holds {str(value)[:40]!r}, not an integer class: check the file, "
+                            "or dataset.label_column / dataset.columns") from None
+    return ids
 
 
 def _tokenised(ds, cfg, tokenizer, tokenizer_id: str, classification: bool):
@@ -137,12 +140,7 @@ def _tokenised(ds, cfg, tokenizer, tokenizer_id: str, classification: bool):
         out = tokenizer(texts, max_length=max_length, truncation=True, padding="max_length")
         result = {"input_ids": out["input_ids"], "attention_mask": out["attention_mask"]}
         if classification:
-            try:
-                result["label"] = [int(v) - offset for v in batch[cfg.label_column]]
-            except (TypeError, ValueError):
-                bad = next(v for v in batch[cfg.label_column] if not _is_int(v))
-                raise DataError(f"column '{cfg.label_column}' holds {str(bad)[:40]!r}, not an integer class: "
-                                "check the file, or dataset.label_column / dataset.columns") from None
+            result["label"] = _class_ids(batch[cfg.label_column], offset, cfg.label_column)
         return result
 
     fingerprint = Hasher.hash([ds._fingerprint, tokenizer_id, cfg.text_column, cfg.label_column if classification else None,

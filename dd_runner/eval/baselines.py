@@ -76,8 +76,8 @@ def random_real(pool: ClassPool, steps: int, ipc: int, gen: torch.Generator) -> 
 
 def class_mean(pool: ClassPool, steps: int, ipc: int, gen: torch.Generator) -> torch.Tensor:
     """The mean example of each class in every slot of that class."""
-    return _layout([pool.mean(c)[None].expand(steps * ipc, *pool.mean(c).shape) for c in range(pool.num_classes)],
-                   steps, ipc)
+    means = [pool.mean(c) for c in range(pool.num_classes)]  # each converts its whole class: once
+    return _layout([m[None].expand(steps * ipc, *m.shape) for m in means], steps, ipc)
 
 
 def kmeans_centroids(x: torch.Tensor, k: int, gen: torch.Generator, iterations: int = 50) -> torch.Tensor:

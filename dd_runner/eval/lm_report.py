@@ -18,8 +18,8 @@ from __future__ import annotations
 import logging
 from typing import Dict, List, Tuple
 
-
 from dd_runner.context import RunContext
+from dd_runner.eval.protocol import scores
 from dd_runner.eval.report import Judge
 from dd_runner.progress import progress
 from dd_runner.seeding import generator
@@ -40,7 +40,7 @@ def evaluate_lm(ctx: RunContext, synth) -> Tuple[Dict[str, float], List[Row]]:
     with progress("evaluating", total=2 + len(e.baselines) - len(skipped)) as bar:
         stats = judge.judge("test", "distilled", synth.data.detach(), synth.all_targets().detach(), learned)
         bar.update(ppl=stats["ppl_mean"])
-        untrained = [learner.evaluate(theta, data.test, e.batch_size) for theta in judge.test_nets]
+        untrained = scores(learner, judge.test_nets, [], data.test, e.batch_size)  # no step: as drawn
         judge.record("baselines/untrained", "untrained", {**judge.summary(untrained), "lr": "-"})
         bar.update()
         for name in e.baselines:
