@@ -64,7 +64,9 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the pipeline, not the figures")
     parser.add_argument("--out", default="outputs/compare_methods")
-    parser.add_argument("overrides", nargs="*", help="dd-run overrides for every run (after --)")
+    parser.add_argument("--no-baselines", action="store_true",
+                        help="evaluate no baselines (another call of this script does, for the same cells)")
+    parser.add_argument("overrides", nargs="*", help="dd-run overrides for every run, applied last (after --)")
     args = parser.parse_args()
     console = Console()
     root = Path(args.out)
@@ -72,7 +74,6 @@ def main() -> None:
               "eval.val_nets=4", "eval.tune_nets=2", "eval.lr_grid=[0.003,0.01,0.03,0.1]"]
     if args.quick:
         common += ["eval.nets=2", "eval.train_epochs=5", "eval.lr_grid=[0.01]", "eval.tune_nets=1"]
-    common += args.overrides
 
     def budget(name):
         if not args.quick:
@@ -95,10 +96,11 @@ def main() -> None:
             for i, name in enumerate(args.methods):
                 layout = [f"distill.steps={ipc}", "distill.ipc=1"] if name == "pm" else ["distill.steps=1", f"distill.ipc={ipc}"]
                 extra = [f"method.experts={experts}"] if name == "mtt" else []
-                wanted = f"eval.baselines=[{','.join(BASELINES)}]" if i == 0 else "eval.baselines=[]"
+                with_baselines = i == 0 and not args.no_baselines
+                wanted = f"eval.baselines=[{','.join(BASELINES) if with_baselines else ''}]"
                 start = time.perf_counter()
-                m = dd_run([f"model={model}", *common, *METHODS[name][1], *layout, *budget(name), *extra, wanted],
-                           root / f"{model}-ipc{ipc}-{name}", console)
+                overrides = [*common, *METHODS[name][1], *layout, *budget(name), *extra, wanted, *args.overrides]
+                m = dd_run([f"model={model}", *overrides], root / f"{model}-ipc{ipc}-{name}", console)
                 cells.append(f"{pct(m, 'test')}\n{m['distill/seconds']:.0f} s")
                 baselines = baselines or {b: pct(m, f"baselines/{b}") for b in BASELINES if f"baselines/{b}/acc_mean" in m}
                 console.print(f"{model} ipc={ipc} {name}: {pct(m, 'test')} ({time.perf_counter() - start:.0f} s)")
