@@ -54,6 +54,5 @@ class Distilled:
     iterations: int
     seconds: float
     final_loss: float
-    best_iteration: int
-    best_val_acc: float
+    kept_iteration: int  # the iteration whose set is evaluated (eval.select=best: the best on validation)
     metrics: Dict[str, float] = field(default_factory=dict)  # method-specific figures for metrics.json

@@ -136,7 +136,7 @@ def run_distill(ctx: RunContext) -> Dict[str, float]:
     metrics, rows = evaluate(ctx, synth)
     metrics.update({
         "distill/seconds": distilled.seconds, "distill/iterations": distilled.iterations,
-        "distill/final_loss": distilled.final_loss, "distill/best_iteration": distilled.best_iteration,
+        "distill/final_loss": distilled.final_loss, "distill/kept_iteration": distilled.kept_iteration,
         "eval/seconds": time.perf_counter() - start, "seed": cfg.seed, **distilled.metrics,
     })
     print_table(results_table(rows, f"{cfg.dataset.name} x {cfg.model.name}, init={cfg.init.mode}, "

@@ -34,7 +34,7 @@ METHODS = {  # name -> (label, overrides)
 }
 BASELINES = ["random_real", "herding", "kcenter", "kmeans"]
 BUDGETS = {  # per method: iterations (and method knobs) for a CPU-sized run; --quick divides them
-    "pm": ["distill.iterations=400", "distill.sample_nets=2", "distill.batch_size=256", "distill.lr=0.03"],
+    "pm": ["distill.iterations=400", "distill.sample_nets=2", "distill.batch_size=256", "distill.lr=0.01"],
     "gm": ["distill.iterations=200", "method.batch_real=128"],
     "dm": ["distill.iterations=400", "method.batch_real=128"],
     "mtt": ["distill.iterations=200", "distill.epochs=10", "method.expert_epochs=2", "method.max_start_epoch=3"],

@@ -45,6 +45,7 @@ def test_artefacts_and_metric_keys(fixed_run):
                 "distill/seconds", "eval/seconds"):
         assert key in written, key
     assert written["test/n_nets"] == 1  # fixed init: its one theta_0
+    assert written["distill/kept_iteration"] in (50, 100, 150)  # the best of the validated sets (eval.every=50)
     with safe_open(str(out / "distilled.safetensors"), "pt") as f:
         meta = f.metadata()
         assert set(f.keys()) == {"data", "targets", "lrs", "classes"}

@@ -48,10 +48,12 @@ class ValidationSelection:
         self.best_acc, self.best_iteration = float(state["best_acc"]), int(state["best_iteration"])
         self.best_state = dict(state["best_state"])
 
-    def finish(self, synth, iterations: int) -> None:
-        """Score the final set, then keep the best one if asked to."""
+    def finish(self, synth, iterations: int) -> int:
+        """Score the final set, then keep the best one if asked to; returns the iteration of the set kept."""
         if self.every > 0 and iterations % self.every != 0:
             self.check(iterations, synth)
         if self.keep_best and self.best_iteration != iterations and self.every > 0:
             log.info("keeping the distilled set of iteration %d (val acc %.4f)", self.best_iteration, self.best_acc)
             synth.load_state_dict(self.best_state)
+            return self.best_iteration
+        return iterations

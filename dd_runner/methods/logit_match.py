@@ -129,8 +129,10 @@ def logit_match(ctx: RunContext) -> Distilled:
             bar.update(loss=stats.loss, val=selection.best_kl if math.isfinite(selection.best_kl) else None)
             ctx.checkpoints.step(state, done)
 
+    kept = d.iterations
     if e.select == "best" and every > 0:
         synth.data.data.copy_(selection.best_data)
+        kept = selection.best_iteration
     test_nets = ctx.inits.eval_nets(e.nets)
     metrics = {"logit_match/val_kl": selection.best_kl,
                "test/kl": held_out_kl(learner, test_nets, flat().detach(), pools["test"])}
@@ -143,7 +145,7 @@ def logit_match(ctx: RunContext) -> Distilled:
     write_csv(ctx.out / "distilled_dataset.csv", ["sequence", "text"],
               [[i, ctx.data.tokenizer.decode(ids)] for i, ids in enumerate(predicted.view(count, S).tolist())])
     return Distilled(synth=synth, iterations=d.iterations, seconds=stats.elapsed(), final_loss=stats.loss,
-                     best_iteration=selection.best_iteration, best_val_acc=math.nan, metrics=metrics)
+                     kept_iteration=kept, metrics=metrics)
 
 
 @torch.no_grad()

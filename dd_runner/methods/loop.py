@@ -83,6 +83,6 @@ def optimise(ctx: RunContext, synth, objective: Objective, state: Dict[str, Any]
             bar.update(loss=meta.loss, val=selection.best_acc)
             ctx.checkpoints.step(state, done)
 
-    selection.finish(synth, d.iterations)
+    kept = selection.finish(synth, d.iterations)
     return Distilled(synth=synth, iterations=d.iterations, seconds=stats.elapsed(), final_loss=stats.loss,
-                     best_iteration=selection.best_iteration, best_val_acc=selection.best_acc)
+                     kept_iteration=kept)
