@@ -82,7 +82,9 @@ CASES = [
     ("train/test overlap", ["dataset.test_split=\"test[7000:]\""], 2,
      "dataset.train_split and dataset.test_split share 200 rows of 'test'"),
     ("unquoted slice", ["dataset.test_split=test[8000:]"], 2, "quote split slices for Hydra"),
-    ("no network, no local files", empty_root, 2, "the download failed"),
+    ("no network, no local files", lambda t: ["dataset=mnist", *empty_root(t)], 2, "the download failed"),
+    ("offline dataset without its files", empty_root, 2, "and dataset.download=false: set $DD_RUNNER_SHARED_DATA"),
+    ("offline dataset, relative root", ["dataset.root=not/here"], 2, "not/here (= "),
     ("truncated idx file", truncated, 2, "t10k-images-idx3-ubyte is truncated or padded"),
     ("corrupt gzip", corrupt_gzip, 2, "cannot read"),
     ("corrupt checkpoint", corrupt_checkpoint, 2, "is not a readable safetensors file"),
@@ -114,6 +116,8 @@ def test_bad_input(name, overrides, code, expected, tmp_path):
     assert proc.returncode == code, proc.stderr[-2000:]
     assert len(errors) == 1 and expected in errors[0], proc.stderr[-2000:]
     assert "Traceback" not in proc.stdout + proc.stderr
+    if name.startswith("offline dataset"):  # an offline dataset creates nothing where its files are missing
+        assert not (tmp_path / "no-mnist-here").exists() and not (tmp_path / "not").exists()
     logs = list(tmp_path.rglob("dd-run.log"))
     if code == 1 and logs:  # runtime failures keep their traceback in the run's log file
         assert "Traceback" in logs[0].read_text()

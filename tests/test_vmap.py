@@ -112,6 +112,25 @@ def test_evaluation_loops_over_models_vmap_cannot_batch():
     assert default == looped_accuracies(learner, thetas, synth.unrolled(), test, batch_size=8)
 
 
+def test_convnet_evaluation_loops_on_a_cpu():
+    """Under vmap ConvNet's convolutions become grouped ones, slower on a CPU than one net at a time: the
+    ConvNet learner opts out there (LeNet, above, batches); the loop gives the same accuracies."""
+    from types import SimpleNamespace
+
+    from dd_runner.models.convnet import build_convnet
+
+    data = SimpleNamespace(modality="image", example_shape=(1, 8, 8), num_classes=3)
+    model_cfg = SimpleNamespace(width=4, depth=2, weight_init="xavier")
+    learner = build_convnet(model_cfg, data, CPU, Precision("fp32", CPU))
+    assert learner.vmap_blocker() is None and not batchable(learner)
+    torch.manual_seed(2)
+    x, targets = torch.randn(1, 6, 1, 8, 8), torch.eye(3).repeat(2, 1).view(1, 6, 3)
+    steps = fixed_steps(x, targets, torch.full((3,), 0.1), epochs=3)
+    test = Split(torch.randn(20, 1, 8, 8), torch.arange(20) % 3)
+    thetas = [learner.draw(seed) for seed in range(3)]
+    assert accuracies(learner, thetas, steps, test, 64) == looped_accuracies(learner, thetas, steps, test, 64)
+
+
 def test_evaluate_reports_accuracy_and_mean_loss():
     learner, split = tiny_learner(), tiny_real_batch(n=25)
     theta = learner.draw(3)

@@ -23,6 +23,7 @@ class DatasetConfig:
     modality: str = "image"  # image | text: decides the synthetic space and the artefact view
     hub_name: Optional[str] = None  # hub id used when no local files are given
     root: Optional[str] = None  # local folder (images: idx files, torchvision layout or flat)
+    download: bool = True  # images: fetch missing files into root (torchvision); the *_offline datasets never do
     data_files: Optional[Any] = None  # local text files: a path, a list, or {split: path}
     split_seed: Optional[int] = None  # shuffle each source split with this seed before slicing
     train_split: str = "train[:90%]"  # Hugging Face slice syntax, e.g. 'test[:8000]'

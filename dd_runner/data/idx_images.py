@@ -77,6 +77,10 @@ def load_source(root: Path, hub_name: str, source: str, cfg) -> Tuple[np.ndarray
     names = (f"{stem}-images-idx3-ubyte", f"{stem}-labels-idx1-ubyte")
     paths = [_find(root, hub_name, n) for n in names]
     if None in paths:
+        if not cfg.download:  # an offline dataset: never create folders or reach for the network
+            raise DataError(
+                f"{hub_name} '{source}' files are not under dataset.root={local_path(root)} and dataset.download=false: "
+                f"set $DD_RUNNER_SHARED_DATA or dataset.root to a folder with {stem}-images-idx3-ubyte[.gz]")
         _download(root, hub_name, source, cfg)
         paths = [_find(root, hub_name, n) for n in names]
         if None in paths:

@@ -12,7 +12,8 @@ seen in distillation, reported as mean +- std. The validation split serves model
 to keep, which lr); the test split only the reported figures.
 
 Networks are trained and tested together under vmap (`batched_accuracies`) whenever the model allows it
-(`Learner.vmap_blocker`); otherwise one at a time (`looped_accuracies`). Both give the same figures up
+(`Learner.vmap_blocker`) and, on a CPU, batching pays for it (`Learner.vmap_pays_on_cpu`); otherwise one
+at a time (`looped_accuracies`). Both give the same figures up
 to floating-point rounding (identical in float64; in fp32 the batched kernels sum in another order,
 and training can amplify that into a few test examples of one net).
 """
@@ -62,9 +63,11 @@ def accuracies(learner: Learner, thetas: Sequence[Params], steps, split: Split, 
 
 
 def batchable(learner: Learner) -> bool:
-    """Whether evaluation can batch this learner's networks: vmap must work on it, and its metrics must
-    come from the vmap-safe `batch_stats` / `metrics_from` pair (a learner that replaces `evaluate`
-    wholesale is measured its own way, one network at a time)."""
+    """Whether evaluation batches this learner's networks: vmap must work on it, its metrics must come
+    from the vmap-safe `batch_stats` / `metrics_from` pair (a learner that replaces `evaluate` wholesale
+    is measured its own way, one network at a time), and on a CPU batching must pay for this model."""
+    if learner.device.type == "cpu" and not learner.vmap_pays_on_cpu:
+        return False
     return learner.vmap_blocker() is None and type(learner).evaluate is Learner.evaluate
 
 

@@ -36,4 +36,6 @@ def build_convnet(model_cfg, data, device, precision, distill_cfg=None) -> Learn
         raise ConfigError(f"model=convnet needs an image dataset, not dataset={data.name}")
     channels, height, _ = data.example_shape
     module = ConvNet(channels, data.num_classes, height, width=model_cfg.width, depth=model_cfg.depth)
-    return Learner(module, device, precision, weight_init=model_cfg.weight_init)
+    learner = Learner(module, device, precision, weight_init=model_cfg.weight_init)
+    learner.vmap_pays_on_cpu = False  # 128-channel grouped convolutions: the loop is 2.5x faster on a CPU
+    return learner

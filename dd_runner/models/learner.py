@@ -82,6 +82,11 @@ class Learner:
     """Classification learner for modules that map an input tensor to logits."""
 
     task = "classification"
+    # Whether evaluating many nets together under vmap beats a loop on a CPU. True for small layers (LeNet:
+    # 1.3x faster, scripts/bench.py eval); wide convolutions become grouped convolutions under vmap, which
+    # CPU kernels run slower than one net at a time (ConvNet-3: 2.5x slower), so their learners say False.
+    # On CUDA evaluation always batches.
+    vmap_pays_on_cpu = True
 
     def __init__(self, module: nn.Module, device: torch.device, precision: Precision,
                  weight_init: str = "default", trainable: Optional[Sequence[str]] = None):
