@@ -89,7 +89,7 @@ def build_context(cfg, out: Path, tracker, checkpoints, resuming: bool = False) 
     precision = Precision(cfg.precision, device)
     data = load_data(cfg.dataset, cfg.model)
     learner = build_learner(cfg.model, data, device, precision, cfg.distill)
-    inits = InitSampler(cfg.init, learner, cfg.seed) if cfg.mode == "distill" else None
+    inits = InitSampler(cfg.init, learner, cfg.seed) if cfg.mode in ("distill", "baselines") else None
     return RunContext(cfg, out, device, precision, data, learner, inits=inits, tracker=tracker,
                       checkpoints=checkpoints, resuming=resuming)
 
@@ -139,6 +139,26 @@ def run_distill(ctx: RunContext) -> Dict[str, float]:
         "distill/final_loss": distilled.final_loss, "distill/kept_iteration": distilled.kept_iteration,
         "eval/seconds": time.perf_counter() - start, "seed": cfg.seed, **distilled.metrics,
     })
+    return report_results(ctx, synth, metrics, rows)
+
+
+def run_baselines(ctx: RunContext) -> Dict[str, float]:
+    """`eval.baselines` alone, at the budget distill.* describes, by the same protocol and nets as a distill
+    run of the same seed (so its figures equal that run's baselines/* ones): coresets without distilling,
+    or one baseline per process when a comparison is spread over machines or sessions."""
+    from dd_runner.eval.report import evaluate
+    from dd_runner.synthetic import make_synthetic
+
+    synth = make_synthetic(ctx.cfg, ctx.data, ctx.learner, ctx.cfg.seed)  # the budget; its data is not used
+    start = time.perf_counter()
+    metrics, rows = evaluate(ctx, synth, distilled=False)
+    metrics.update({"eval/seconds": time.perf_counter() - start, "seed": ctx.cfg.seed})
+    return report_results(ctx, synth, metrics, rows)
+
+
+def report_results(ctx: RunContext, synth, metrics: Dict[str, float], rows) -> Dict[str, float]:
+    """The results table on the console and W&B, the test and baseline figures as W&B metrics."""
+    cfg = ctx.cfg
     print_table(results_table(rows, f"{cfg.dataset.name} x {cfg.model.name}, init={cfg.init.mode}, "
                                     f"labels={cfg.labels.type}: {synth.steps} steps x {synth.epochs} epochs "
                                     f"of {synth.examples_per_step} examples"))
@@ -174,4 +194,4 @@ def run_experts(ctx: RunContext) -> Dict[str, float]:
     return {**metrics, "seed": ctx.cfg.seed}
 
 
-MODES = {"distill": run_distill, "train": run_train, "experts": run_experts}
+MODES = {"distill": run_distill, "baselines": run_baselines, "train": run_train, "experts": run_experts}

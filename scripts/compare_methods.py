@@ -8,7 +8,11 @@ Every cell is real `dd-run` processes: random init, the same `eval.nets` unseen 
 evaluation schedule (`eval.schedule=train`: minibatch SGD with momentum, lr tuned on validation) for every
 method and baseline. Trajectory matching first trains its experts (`dd-run mode=experts`). Performance
 matching spends the budget as steps x 1 image per class (its natural layout); the others as one step of
-`ipc` images per class. Baselines (random real, herding, k-center, k-means) are evaluated once per cell.
+`ipc` images per class. Each baseline (random real, herding, k-center, k-means) is its own
+`dd-run mode=baselines` cell, so cells can run in parallel processes or be spread over sessions:
+
+    python scripts/compare_methods.py --models convnet --ipc 10 --methods gm --baselines &
+    python scripts/compare_methods.py --models convnet --ipc 10 --methods --baselines herding kmeans &
 
 Offline split: train test[:7200], val test[7200:8000], test test[8000:] of the official MNIST test file.
 Published anchors (ConvNet, full MNIST, 1 / 10 per class): DC 91.7 / 97.4, DSA 88.7 / 97.8, DM 89.7 / 97.5.
@@ -57,11 +61,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["convnet", "lenet"])
     parser.add_argument("--ipc", nargs="+", type=int, default=[1, 10])
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--baselines", nargs="*", default=BASELINES, choices=BASELINES,
+                        help="the baseline cells to run (none: only those already run are shown)")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the pipeline, not the figures")
     parser.add_argument("--out", default="outputs/compare_methods")
-    parser.add_argument("--no-baselines", action="store_true",
-                        help="evaluate no baselines (another call of this script does, for the same cells)")
     parser.add_argument("overrides", nargs="*", help="dd-run overrides for every run, applied last (after --)")
     args = parser.parse_args()
     console = Console()
@@ -88,19 +92,24 @@ def main() -> None:
                    root / f"experts-{model}", console)
             experts = root / f"experts-{model}" / "experts"
         for ipc in args.ipc:
-            cells, baselines = [], {}
-            for i, name in enumerate(args.methods):
+            cells = []
+            for name in args.methods:
                 layout = [f"distill.steps={ipc}", "distill.ipc=1"] if name == "pm" else ["distill.steps=1", f"distill.ipc={ipc}"]
                 extra = [f"method.experts={experts}"] if name == "mtt" else []
-                with_baselines = i == 0 and not args.no_baselines
-                wanted = f"eval.baselines=[{','.join(BASELINES) if with_baselines else ''}]"
                 start = time.perf_counter()
-                overrides = [*common, *METHODS[name][1], *layout, *budget(name), *extra, wanted, *args.overrides]
+                overrides = [*common, *METHODS[name][1], *layout, *budget(name), *extra, "eval.baselines=[]", *args.overrides]
                 m = dd_run([f"model={model}", *overrides], root / f"{model}-ipc{ipc}-{name}", console)
                 cells.append(f"{pct(m, 'test')}\n{m['distill/seconds']:.0f} s")
-                baselines = baselines or {b: pct(m, f"baselines/{b}") for b in BASELINES if f"baselines/{b}/acc_mean" in m}
                 console.print(f"{model} ipc={ipc} {name}: {pct(m, 'test')} ({time.perf_counter() - start:.0f} s)")
-            table.add_row(model, str(ipc), *cells, *(baselines.get(b, "-") for b in BASELINES))
+            baselines = {}
+            for b in BASELINES:
+                earlier = [json.loads(f.read_text()) for f in sorted(root.glob(f"{model}-ipc{ipc}-*/metrics.json"))]
+                m = next((m for m in earlier if f"baselines/{b}/acc_mean" in m), None)  # also from a method's cell
+                if m is None and b in args.baselines:  # the budget only: the layout of the DC / DM / MTT cells
+                    m = dd_run([f"model={model}", *common, "mode=baselines", "distill.steps=1", f"distill.ipc={ipc}",
+                                f"eval.baselines=[{b}]", *args.overrides], root / f"{model}-ipc{ipc}-baseline-{b}", console)
+                baselines[b] = pct(m, f"baselines/{b}") if m else "-"
+            table.add_row(model, str(ipc), *cells, *baselines.values())
     console.print(table)
     console.print("cells: test accuracy (%) mean ± std over eval.nets unseen initialisations; distillation wall time")
 

@@ -81,6 +81,7 @@ CASES = [
     ("empty split", ["dataset.test_split=\"test[9000:100]\""], 2, "dataset.test_split='test[9000:100]' selects no rows"),
     ("train/test overlap", ["dataset.test_split=\"test[7000:]\""], 2,
      "dataset.train_split and dataset.test_split share 200 rows of 'test'"),
+    ("baselines mode without baselines", ["mode=baselines"], 2, "mode=baselines evaluates eval.baselines, which is empty"),
     ("unquoted slice", ["dataset.test_split=test[8000:]"], 2, "quote split slices for Hydra"),
     ("no network, no local files", lambda t: ["dataset=mnist", *empty_root(t)], 2, "the download failed"),
     ("offline dataset without its files", empty_root, 2, "and dataset.download=false: set $DD_RUNNER_SHARED_DATA"),

@@ -162,3 +162,18 @@ def test_every_method_reports_the_same_metrics(mnist_overrides, tmp_path):
             assert metrics["distill/kept_iteration"] == 2
         assert (tmp_path / method / "distilled.safetensors").is_file()
     assert {"baselines/herding/acc_mean", "baselines/kcenter/acc_mean"} <= keys
+
+
+def test_baselines_mode_gives_the_baselines_of_a_distill_run(mnist_overrides, tmp_path):
+    """mode=baselines evaluates eval.baselines alone, by the same nets, lrs and selections as a distill run
+    of the same seed and budget: a comparison can run its baselines as separate processes."""
+    common = mnist_overrides + TINY + SMALL_CONVNET + [
+        "method=distribution_matching", "distill.iterations=2", "method.batch_real=16", "distill.ipc=2",
+        "eval.schedule=train", "eval.train_epochs=3", "eval.baselines=[random_real,herding,kmeans]"]
+    distilled = run(compose_cfg(common + [f"output_dir={tmp_path / 'distill'}"]))
+    alone = run(compose_cfg(common + ["mode=baselines", f"output_dir={tmp_path / 'baselines'}"]))
+    figures = {k: v for k, v in distilled.items() if k.startswith("baselines/")}
+    assert {"baselines/herding/acc_mean", "baselines/kmeans/acc_mean"} <= set(figures)
+    assert {k: v for k, v in alone.items() if k.startswith("baselines/")} == figures
+    assert not any(k.startswith("test/") for k in alone)  # no distilled set was made or judged
+    assert not (tmp_path / "baselines" / "distilled.safetensors").exists()

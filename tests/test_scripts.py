@@ -26,9 +26,12 @@ def test_compare_methods_quick_runs_every_method_and_continues(tmp_path):
     for method in ("pm", "gm", "dm", "mtt"):
         metrics = json.loads((tmp_path / f"lenet-ipc1-{method}" / "metrics.json").read_text())
         assert metrics["test/n_nets"] == 2 and 0.0 <= metrics["test/acc_mean"] <= 1.0
-    first = json.loads((tmp_path / "lenet-ipc1-pm" / "metrics.json").read_text())
-    assert {f"baselines/{b}/acc_mean" for b in ("random_real", "herding", "kcenter", "kmeans")} <= set(first)
+    for b in ("random_real", "herding", "kcenter", "kmeans"):  # each baseline is its own mode=baselines cell
+        metrics = json.loads((tmp_path / f"lenet-ipc1-baseline-{b}" / "metrics.json").read_text())
+        assert metrics[f"baselines/{b}/n_nets"] == 2 and not any(k.startswith("test/") for k in metrics)
     row = next(line for line in out.splitlines() if "lenet" in line and "│" in line)
     assert row.count("±") == 8  # four methods and four baselines
-    again = compare(tmp_path, "--methods", "gm")  # every cell is on disk: nothing runs again
+    again = compare(tmp_path, "--methods", "gm", "--baselines")  # every cell is on disk: nothing runs again
     assert "$ dd-run" not in again and "lenet ipc=1 gm" in again
+    row = next(line for line in again.splitlines() if "lenet" in line and "│" in line)
+    assert row.count("±") == 5  # the baselines already run are shown

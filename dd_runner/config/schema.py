@@ -207,7 +207,7 @@ class CheckpointConfig:
 
 @dataclass
 class Config:
-    mode: str = "distill"  # distill | train | experts
+    mode: str = "distill"  # distill | baselines (eval.baselines alone, at the distill.* budget) | train | experts
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast of forward passes)

@@ -38,7 +38,7 @@ def validate(cfg) -> None:
     from dd_runner.models import ARCHS
     from dd_runner.synthetic import LABEL_TYPES
 
-    _one_of("mode", cfg.mode, ("distill", "train", "experts"))
+    _one_of("mode", cfg.mode, ("distill", "baselines", "train", "experts"))
     _one_of("precision", cfg.precision, ("fp32", "bf16", "fp16"))
     if cfg.device not in ("auto", "cpu") and not str(cfg.device).startswith("cuda"):
         raise unknown("device", cfg.device, ("auto", "cpu", "cuda"))
@@ -59,6 +59,8 @@ def validate(cfg) -> None:
     _one_of("augment.name", cfg.augment.name, ("none", "dsa"))
     for name in cfg.eval.baselines:
         _one_of("eval.baselines entry", name, BASELINE_NAMES)
+    if cfg.mode == "baselines" and not cfg.eval.baselines:
+        raise ConfigError(f"mode=baselines evaluates eval.baselines, which is empty: name some of {', '.join(BASELINE_NAMES)}")
 
     _positive(cfg, "distill.steps", "distill.epochs", "distill.ipc", "distill.iterations", "distill.lr",
               "distill.init_lr", "distill.batch_size", "distill.sample_nets", "distill.clip_grad",

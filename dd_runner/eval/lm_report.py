@@ -30,16 +30,17 @@ Row = Tuple[str, Dict[str, float]]
 LM_KEYS = ("ppl", "loss", "acc")
 
 
-def evaluate_lm(ctx: RunContext, synth) -> Tuple[Dict[str, float], List[Row]]:
+def evaluate_lm(ctx: RunContext, synth, distilled: bool = True) -> Tuple[Dict[str, float], List[Row]]:
     e, learner, data = ctx.cfg.eval, ctx.learner, ctx.data
     judge = Judge(ctx, synth, keys=LM_KEYS)
-    learned = synth.lrs().detach() if synth.raw_lrs.requires_grad else None
+    learned = synth.lrs().detach() if distilled and synth.raw_lrs.requires_grad else None
     skipped = [b for b in e.baselines if b not in ("random_real", "full_data")]
     if skipped:
         log.info("baselines %s need classes: skipped for language modelling", ", ".join(skipped))
-    with progress("evaluating", total=2 + len(e.baselines) - len(skipped)) as bar:
-        stats = judge.judge("test", "distilled", synth.data.detach(), synth.all_targets().detach(), learned)
-        bar.update(ppl=stats["ppl_mean"])
+    with progress("evaluating", total=1 + distilled + len(e.baselines) - len(skipped)) as bar:
+        if distilled:
+            stats = judge.judge("test", "distilled", synth.data.detach(), synth.all_targets().detach(), learned)
+            bar.update(ppl=stats["ppl_mean"])
         untrained = scores(learner, judge.test_nets, [], data.test, e.batch_size)  # no step: as drawn
         judge.record("baselines/untrained", "untrained", {**judge.summary(untrained), "lr": "-"})
         bar.update()

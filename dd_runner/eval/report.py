@@ -104,18 +104,21 @@ class Judge:
                               for b in split.batches(self.e.batch_size)])
 
 
-def evaluate(ctx: RunContext, synth) -> Tuple[Dict[str, float], List[Row]]:
+def evaluate(ctx: RunContext, synth, distilled: bool = True) -> Tuple[Dict[str, float], List[Row]]:
+    """The set and `eval.baselines` at its budget. distilled=False (mode=baselines): the baselines alone,
+    `synth` only giving the budget (steps, examples per class, epochs, teacher) and no learned lrs."""
     if ctx.data.task == "language_modeling":  # perplexity, and baselines without classes
         from dd_runner.eval.lm_report import evaluate_lm
 
-        return evaluate_lm(ctx, synth)
+        return evaluate_lm(ctx, synth, distilled)
     e = ctx.cfg.eval
     judge = Judge(ctx, synth)
-    learned = synth.lrs().detach() if synth.raw_lrs.requires_grad else None
-    with progress("evaluating", total=len(e.baselines) + 1) as bar:
-        stats = judge.judge("test", "distilled", synth.data.detach(), synth.all_targets().detach(), learned,
-                            synth.all_extras())
-        bar.update(acc=stats["acc_mean"])
+    learned = synth.lrs().detach() if distilled and synth.raw_lrs.requires_grad else None
+    with progress("evaluating", total=len(e.baselines) + distilled) as bar:
+        if distilled:
+            stats = judge.judge("test", "distilled", synth.data.detach(), synth.all_targets().detach(), learned,
+                                synth.all_extras())
+            bar.update(acc=stats["acc_mean"])
 
         hard = F.one_hot(synth.classes, synth.num_classes).to(synth.data.dtype).expand(synth.steps, -1, -1)
         gen = generator(ctx.cfg.seed, "baselines")
