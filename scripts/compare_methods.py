@@ -14,6 +14,9 @@ matching spends the budget as steps x 1 image per class (its natural layout); th
     python scripts/compare_methods.py --models convnet --ipc 10 --methods gm --baselines &
     python scripts/compare_methods.py --models convnet --ipc 10 --methods --baselines herding kmeans &
 
+On a CPU with AVX512-BF16 or AMX, `-- precision=bf16` trains ConvNets 1.7-2x faster at the same accuracy
+(ConvNet, 1 per class, random real: 60.0 +- 1.4% in both precisions).
+
 Offline split: train test[:7200], val test[7200:8000], test test[8000:] of the official MNIST test file.
 Published anchors (ConvNet, full MNIST, 1 / 10 per class): DC 91.7 / 97.4, DSA 88.7 / 97.8, DM 89.7 / 97.5.
 """
@@ -28,6 +31,7 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from dd_runner.progress import accuracy_cell as pct
@@ -51,7 +55,7 @@ EXPERTS = ["experts.count=3", "experts.epochs=5"]
 def dd_run(overrides, out: Path, console: Console) -> dict:
     metrics = out / "metrics.json"
     if not metrics.exists():  # re-running the script continues where it stopped
-        console.print(f"[bold]$ dd-run {' '.join(overrides)}")
+        console.print(f"[bold]$ dd-run {escape(' '.join(overrides))}")  # escape: eval.baselines=[herding] is not markup
         subprocess.run([sys.executable, "-m", "dd_runner", *overrides, f"output_dir={out}"], check=True,
                        stdout=subprocess.DEVNULL)
     return json.loads(metrics.read_text())
@@ -88,7 +92,7 @@ def main() -> None:
         experts = None
         if "mtt" in args.methods:
             quick = ["experts.count=1", "experts.epochs=3"] if args.quick else EXPERTS
-            dd_run([f"model={model}", "dataset=mnist_offline", "logger=none", "mode=experts", *quick],
+            dd_run([f"model={model}", "dataset=mnist_offline", "logger=none", "mode=experts", *quick, *args.overrides],
                    root / f"experts-{model}", console)
             experts = root / f"experts-{model}" / "experts"
         for ipc in args.ipc:
