@@ -14,7 +14,7 @@ matching spends the budget as steps x 1 image per class (its natural layout); th
     python scripts/compare_methods.py --models convnet --ipc 10 --methods gm --baselines &
     python scripts/compare_methods.py --models convnet --ipc 10 --methods --baselines herding kmeans &
 
-On a CPU with AVX512-BF16 or AMX, `-- precision=bf16` trains ConvNets 1.7-2x faster at the same accuracy
+On a CPU with AVX512-BF16 or AMX, `-- precision=bf16` trains ConvNets 1.7-2.1x faster at the same accuracy
 (ConvNet, 1 per class, random real: 60.0 +- 1.4% in both precisions).
 
 Offline split: train test[:7200], val test[7200:8000], test test[8000:] of the official MNIST test file.
