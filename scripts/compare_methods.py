@@ -9,7 +9,8 @@ evaluation schedule (`eval.schedule=train`: minibatch SGD with momentum, lr tune
 method and baseline. Trajectory matching first trains its experts (`dd-run mode=experts`). Performance
 matching spends the budget as steps x 1 image per class (its natural layout); the others as one step of
 `ipc` images per class. Each baseline (random real, herding, k-center, k-means) is its own
-`dd-run mode=baselines` cell, so cells can run in parallel processes or be spread over sessions:
+`dd-run mode=baselines` cell, so cells can run in parallel processes or be spread over sessions (a cell on
+disk is reused only if it ran with the same settings; other settings need another `--out`):
 
     python scripts/compare_methods.py --models convnet --ipc 10 --methods gm --baselines &
     python scripts/compare_methods.py --models convnet --ipc 10 --methods --baselines herding kmeans &
@@ -30,6 +31,7 @@ import sys
 import time
 from pathlib import Path
 
+from omegaconf import OmegaConf
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -52,9 +54,21 @@ BUDGETS = {  # per method: iterations (and method knobs) for a CPU-sized run; --
 EXPERTS = ["experts.count=3", "experts.epochs=5"]
 
 
+def settings(overrides) -> dict:
+    """key -> value of a dd-run override list, the last one winning (as in Hydra); output_dir is where, not what."""
+    return {k: v for k, _, v in (o.partition("=") for o in overrides) if k != "output_dir"}
+
+
 def dd_run(overrides, out: Path, console: Console) -> dict:
     metrics = out / "metrics.json"
-    if not metrics.exists():  # re-running the script continues where it stopped
+    if metrics.exists():  # re-running the script continues where it stopped, but never with other settings
+        then, now = settings(OmegaConf.load(out / ".hydra" / "overrides.yaml")), settings(overrides)
+        if then != now:
+            changed = ", ".join(f"{k}: {then.get(k, 'unset')} -> {now.get(k, 'unset')}"
+                                for k in sorted(then.keys() | now.keys()) if then.get(k) != now.get(k))
+            sys.exit(f"compare_methods: {out} was run with other settings ({changed}); "
+                     "pass another --out or delete that directory")
+    else:
         console.print(f"[bold]$ dd-run {escape(' '.join(overrides))}")  # escape: eval.baselines=[herding] is not markup
         subprocess.run([sys.executable, "-m", "dd_runner", *overrides, f"output_dir={out}"], check=True,
                        stdout=subprocess.DEVNULL)

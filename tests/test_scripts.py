@@ -11,12 +11,12 @@ import sys
 from conftest import REPO, SHARED_DATA, shared_data
 
 
-def compare(out, *args):
+def compare(out, *args, ok=True):
     env = {**os.environ, "DD_RUNNER_SHARED_DATA": str(SHARED_DATA), "COLUMNS": "250"}
     proc = subprocess.run([sys.executable, "scripts/compare_methods.py", "--quick", "--models", "lenet", "--ipc", "1",
                            "--out", str(out), *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    return proc.stdout
+    assert (proc.returncode == 0) == ok, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return proc.stdout if ok else proc.stderr
 
 
 def test_compare_methods_quick_runs_every_method_and_continues(tmp_path):
@@ -35,3 +35,6 @@ def test_compare_methods_quick_runs_every_method_and_continues(tmp_path):
     assert "$ dd-run" not in again and "lenet ipc=1 gm" in again
     row = next(line for line in again.splitlines() if "lenet" in line and "│" in line)
     assert row.count("±") == 5  # the baselines already run are shown
+    refused = compare(tmp_path, "--methods", "gm", "--baselines", "--", "eval.nets=3", ok=False)
+    assert refused.strip() == (f"compare_methods: {tmp_path / 'lenet-ipc1-gm'} was run with other settings "
+                               "(eval.nets: 2 -> 3); pass another --out or delete that directory")  # never stale figures
