@@ -120,12 +120,12 @@ def main() -> None:
                 cells.append(f"{pct(m, 'test')}\n{m['distill/seconds']:.0f} s")
                 console.print(f"{model} ipc={ipc} {name}: {pct(m, 'test')} ({time.perf_counter() - start:.0f} s)")
             baselines = {}
-            for b in BASELINES:
-                earlier = [json.loads(f.read_text()) for f in sorted(root.glob(f"{model}-ipc{ipc}-*/metrics.json"))]
-                m = next((m for m in earlier if f"baselines/{b}/acc_mean" in m), None)  # also from a method's cell
-                if m is None and b in args.baselines:  # the budget only: the layout of the DC / DM / MTT cells
+            for b in BASELINES:  # the budget only: the layout of the DC / DM / MTT cells
+                cell = root / f"{model}-ipc{ipc}-baseline-{b}"
+                m = None
+                if b in args.baselines or (cell / "metrics.json").exists():  # one run earlier is shown (same settings)
                     m = dd_run([f"model={model}", *common, "mode=baselines", "distill.steps=1", f"distill.ipc={ipc}",
-                                f"eval.baselines=[{b}]", *args.overrides], root / f"{model}-ipc{ipc}-baseline-{b}", console)
+                                f"eval.baselines=[{b}]", *args.overrides], cell, console)
                 baselines[b] = pct(m, f"baselines/{b}") if m else "-"
             table.add_row(model, str(ipc), *cells, *baselines.values())
     console.print(table)
