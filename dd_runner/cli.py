@@ -3,9 +3,9 @@
 Exit codes: 0 success; 2 configuration error (one line on stderr, before anything runs); 1 runtime
 failure (one line; the traceback goes to <run dir>/dd-run.log); 130 / 143 stopped by SIGINT / SIGTERM
 after saving a checkpoint. In a multirun a failed job does not stop the sweep; the process exits with the
-worst code of its jobs, wherever they ran (dd_runner.sweep reads it back from their failure.json).
+worst code of its jobs, wherever they ran (dd_runner.sweeps.jobs reads it back from their failure.json).
 Under torchrun (`torchrun --nproc_per_node=K -m dd_runner ...`) every rank runs this; see
-dd_runner.distributed.
+dd_runner.core.distributed.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import List, Optional, Tuple
 import hydra
 
 from dd_runner.config import schema  # noqa: F401  (registers the structured configs)
-from dd_runner.errors import DDError, RunError
+from dd_runner.core.errors import DDError, RunError
 
 log = logging.getLogger("dd_runner")
 _worst_exit_code = 0
@@ -63,10 +63,10 @@ def hydra_job(cfg) -> Optional[float]:
     global _worst_exit_code
     from hydra.core.hydra_config import HydraConfig
 
-    from dd_runner.checkpoint import Interrupted
-    from dd_runner.distributed import is_main
+    from dd_runner.core.distributed import is_main
     from dd_runner.run import run
-    from dd_runner.sweep import record_exit
+    from dd_runner.runtime.checkpoint import Interrupted
+    from dd_runner.sweeps.jobs import record_exit
 
     try:
         metrics = run(cfg, resume_overrides=list(HydraConfig.get().overrides.task))
@@ -105,10 +105,10 @@ def _with_run_dir(argv: List[str]) -> List[str]:
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    from dd_runner import distributed
     from dd_runner.config.plugins import optuna_defaults
-    from dd_runner.config.preflight import preflight
-    from dd_runner.sweep import last_sweep_exit_code
+    from dd_runner.config.preflight import preflight, shared_hydra_dirs
+    from dd_runner.core import distributed
+    from dd_runner.sweeps.jobs import last_sweep_exit_code
 
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in ("-h", "--help"):
@@ -121,7 +121,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         argv = optuna_defaults(_with_run_dir(argv))
         distributed.init_from_env()  # under torchrun: join the other ranks and share one run directory
         if distributed.active():
-            argv = distributed.shared_hydra_dirs(argv)
+            argv = shared_hydra_dirs(argv)
     except DDError as e:
         print(f"dd-run: error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)

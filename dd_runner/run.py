@@ -12,19 +12,20 @@ import time
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
-from dd_runner.artefacts import save_distilled, save_image_grid, save_tensors, write_config, write_json
-from dd_runner.checkpoint import Checkpointer
 from dd_runner.config.validate import validate
-from dd_runner.context import RunContext
+from dd_runner.core.device import Precision, resolve_device
+from dd_runner.core.errors import RunError
+from dd_runner.core.files import save_tensors, write_json
+from dd_runner.core.progress import print_table, results_table
+from dd_runner.core.seeding import derive_seed, seed_everything
 from dd_runner.data import load_data
-from dd_runner.device import Precision, resolve_device
-from dd_runner.errors import RunError
-from dd_runner.inits import InitSampler
+from dd_runner.methods.context import RunContext
 from dd_runner.models import build_learner
-from dd_runner.progress import print_table, results_table
-from dd_runner.resume import prior_run, resumed_config, wandb_id
-from dd_runner.seeding import derive_seed, seed_everything
-from dd_runner.tracking import make_tracker
+from dd_runner.models.inits import InitSampler
+from dd_runner.runtime.artefacts import save_distilled, save_image_grid, write_config
+from dd_runner.runtime.checkpoint import Checkpointer
+from dd_runner.runtime.resume import prior_run, resumed_config, wandb_id
+from dd_runner.runtime.tracking import make_tracker
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ def run_distill(ctx: RunContext) -> Dict[str, float]:
         save_image_grid(ctx.out / "images.png", synth, ctx.data)
         ctx.tracker.log_image("distilled/images", ctx.out / "images.png", caption=f"{cfg.dataset.name} distilled")
     if ctx.data.modality == "text":  # distilled_text.csv: nearest vocabulary tokens of each synthetic embedding
-        from dd_runner.text_view import save_text_view
+        from dd_runner.synthetic.text_view import save_text_view
 
         save_text_view(ctx, synth)
 
@@ -147,7 +148,7 @@ def run_baselines(ctx: RunContext) -> Dict[str, float]:
     run of the same seed (so its figures equal that run's baselines/* ones): coresets without distilling,
     or one baseline per process when a comparison is spread over machines or sessions."""
     from dd_runner.eval.report import evaluate
-    from dd_runner.synthetic import make_synthetic
+    from dd_runner.synthetic.build import make_synthetic
 
     synth = make_synthetic(ctx.cfg, ctx.data, ctx.learner, ctx.cfg.seed)  # the budget; its data is not used
     start = time.perf_counter()
@@ -171,7 +172,7 @@ def report_results(ctx: RunContext, synth, metrics: Dict[str, float], rows) -> D
 
 def run_train(ctx: RunContext) -> Dict[str, float]:
     """Ordinary training on the full training split: the ceiling, and a checkpoint for init=pretrained."""
-    from dd_runner.eval.report import full_data_training
+    from dd_runner.eval.full_data import full_data_training
 
     cfg = ctx.cfg
     theta0 = ctx.learner.draw(derive_seed(cfg.seed, "theta0"))  # the fixed-init theta_0 of the same seed
@@ -186,8 +187,8 @@ def run_train(ctx: RunContext) -> Dict[str, float]:
 
 
 def run_experts(ctx: RunContext) -> Dict[str, float]:
-    """Expert trajectories for method=trajectory_matching (see dd_runner.experts)."""
-    from dd_runner.experts import train_experts
+    """Expert trajectories for method=trajectory_matching (see dd_runner.methods.experts)."""
+    from dd_runner.methods.experts import train_experts
 
     metrics = train_experts(ctx)
     ctx.tracker.log(metrics)

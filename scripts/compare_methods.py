@@ -36,7 +36,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from dd_runner.progress import accuracy_cell as pct
+from dd_runner.core.progress import accuracy_cell as pct
 
 METHODS = {  # name -> (label, overrides)
     "pm": ("performance matching", ["method=performance_matching", "distill.epochs=3"]),

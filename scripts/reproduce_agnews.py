@@ -33,8 +33,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from dd_runner.hub import minilm_stand_in
-from dd_runner.progress import accuracy_cell as pct
+from dd_runner.data.hub import minilm_stand_in
+from dd_runner.core.progress import accuracy_cell as pct
 
 LABELS = {
     "hard": (["labels=hard"], "hard", {"fixed": "90.6", "random": "86.3 ± 3.4"}),

@@ -22,7 +22,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from dd_runner.progress import accuracy_cell as pct
+from dd_runner.core.progress import accuracy_cell as pct
 
 SETTINGS = {
     "fixed": ("mnist_fixed_10", "fixed init, 10 images", "93.8"),

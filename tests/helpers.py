@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from dd_runner.data.bundle import Split
-from dd_runner.device import Precision
+from dd_runner.core.device import Precision
 from dd_runner.models.learner import Learner
 
 CPU = torch.device("cpu")

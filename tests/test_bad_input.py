@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from dd_runner.cli import describe
-from dd_runner.errors import RunError, local_path
-from dd_runner.hub import minilm_stand_in
+from dd_runner.core.errors import RunError, local_path
+from dd_runner.data.hub import minilm_stand_in
 
 from cli import FAST, dd_run
 from conftest import shared_data
@@ -136,7 +136,7 @@ def test_a_checkpoint_from_another_config_is_refused(tmp_path):
 
 
 def test_a_full_disk_is_one_line(monkeypatch, tmp_path):
-    from dd_runner import artefacts
+    from dd_runner.runtime import artefacts
 
     def full(path, payload):
         raise OSError(errno.ENOSPC, "No space left on device")

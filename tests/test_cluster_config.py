@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from dd_runner.config.plugins import check_plugins, optuna_defaults
 from dd_runner.config.preflight import hydra_dir, job_overrides, preflight
-from dd_runner.errors import ConfigError
+from dd_runner.core.errors import ConfigError
 
 from conftest import REPO
 
@@ -83,7 +83,7 @@ def test_every_package_ships():
     listed = set(project["tool"]["setuptools"]["packages"])
     on_disk = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "dd_runner").rglob("__init__.py")}
     assert on_disk - {"dd_runner.conf"} <= listed and "dd_runner.conf" in listed
-    assert project["project"]["scripts"] == {"dd-run": "dd_runner.cli:main", "dd-report": "dd_runner.sweep_report:main"}
+    assert project["project"]["scripts"] == {"dd-run": "dd_runner.cli:main", "dd-report": "dd_runner.sweeps.report:main"}
     yaml_globs = project["tool"]["setuptools"]["package-data"]["dd_runner.conf"]
     shipped = {p for g in yaml_globs for p in (REPO / "conf").glob(g)}
     assert set((REPO / "conf").rglob("*.yaml")) <= shipped

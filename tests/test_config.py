@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from dd_runner.config.preflight import preflight
 from dd_runner.config.validate import validate
-from dd_runner.errors import ConfigError
+from dd_runner.core.errors import ConfigError
 
 from conftest import compose_cfg
 

@@ -11,7 +11,7 @@ import torch
 from dd_runner.data import load_data
 from dd_runner.data.idx_images import read_idx
 from dd_runner.data.splits import resolve_split
-from dd_runner.errors import ConfigError, DataError
+from dd_runner.core.errors import ConfigError, DataError
 
 from conftest import compose_cfg, shared_data
 

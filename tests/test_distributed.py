@@ -18,9 +18,10 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
-from dd_runner import distributed
+from dd_runner.core import distributed
 from dd_runner.engines import ENGINES, EngineOptions
-from dd_runner.synthetic import SyntheticSet
+from dd_runner.engines.sharded import meta_gradient
+from dd_runner.synthetic.set import SyntheticSet
 
 from cli import FAST, dd_run
 from conftest import SHARED_DATA
@@ -50,7 +51,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
         for engine in ("unroll", "recompute"):
             for n in NET_COUNTS:
                 learner, real, synth, thetas = problem(n)
-                meta = distributed.meta_gradient(ENGINES.get(engine), learner, thetas, synth, real,
+                meta = meta_gradient(ENGINES.get(engine), learner, thetas, synth, real,
                                                  EngineOptions(accumulate_loss=True))
                 results[f"{engine}/{n}"] = {"loss": meta.loss, "grads": meta.grads,
                                             "gathered": distributed.gather([10 * j for j in range(n)][rank::world], n)}

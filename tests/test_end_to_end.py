@@ -71,8 +71,8 @@ def test_load_distilled_trains_a_lenet_to_the_reported_accuracy(fixed_run):
     distilled = load_distilled(out / "distilled.safetensors")
     assert len(distilled.steps()) == 3 and distilled.normalisation["mean"] == [0.1307]
 
-    from dd_runner.device import Precision
-    from dd_runner.inits import InitSampler
+    from dd_runner.core.device import Precision
+    from dd_runner.models.inits import InitSampler
     from dd_runner.models import build_learner
 
     data = load_data(cfg.dataset)
@@ -94,9 +94,9 @@ def test_random_init_evaluates_unseen_nets(mnist_overrides, tmp_path):
                                                 "distill.sample_nets=2", "eval.nets=3", f"output_dir={tmp_path}"])
     metrics = run(cfg)
     assert metrics["test/n_nets"] == 3 and metrics["test/acc_std"] > 0
-    from dd_runner.inits import InitSampler
+    from dd_runner.models.inits import InitSampler
     from dd_runner.models import build_learner
-    from dd_runner.device import Precision
+    from dd_runner.core.device import Precision
 
     cpu = torch.device("cpu")
     learner = build_learner(cfg.model, load_data(cfg.dataset), cpu, Precision("fp32", cpu))
@@ -118,8 +118,8 @@ def test_train_mode_checkpoint_feeds_pretrained_init(mnist_overrides, tmp_path):
 
 
 def test_pretrained_init_reads_torch_state_dicts_safely(mnist_overrides, tmp_path):
-    from dd_runner.errors import DataError
-    from dd_runner.inits import read_state
+    from dd_runner.core.errors import DataError
+    from dd_runner.models.inits import read_state
 
     net = LeNet()
     torch.save(net.state_dict(), tmp_path / "lenet.pt")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dd_runner.engines import ENGINES, EngineOptions
-from dd_runner.synthetic import SyntheticSet
+from dd_runner.synthetic.set import SyntheticSet
 
 from helpers import tiny_learner, tiny_real_batch
 

@@ -13,14 +13,14 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from torch import nn
 
-from dd_runner.augment import SiameseAugment
-from dd_runner.checkpoint import Checkpointer
+from dd_runner.methods.augment import SiameseAugment
+from dd_runner.runtime.checkpoint import Checkpointer
 from dd_runner.eval.baselines import herding_order, kcenter_order
 from dd_runner.methods import METHODS
 from dd_runner.methods.gradient_matching import layerwise_distance
 from dd_runner.run import build_context, run
-from dd_runner.teacher import kd_loss
-from dd_runner.tracking import Tracker
+from dd_runner.models.losses import kd_loss
+from dd_runner.runtime.tracking import Tracker
 
 from conftest import TINY, compose_cfg
 

@@ -10,11 +10,11 @@ import torch
 from safetensors import safe_open
 
 from dd_runner.data import load_data
-from dd_runner.device import Precision
+from dd_runner.core.device import Precision
 from dd_runner.engines import ENGINES, EngineOptions
 from dd_runner.models import build_learner
 from dd_runner.run import run
-from dd_runner.synthetic import make_synthetic
+from dd_runner.synthetic.build import make_synthetic
 
 from conftest import TINY, compose_cfg
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from dd_runner.checkpoint import flatten, unflatten
-from dd_runner.errors import ConfigError, RunError
+from dd_runner.runtime.checkpoint import flatten, unflatten
+from dd_runner.core.errors import ConfigError, RunError
 from dd_runner.run import run
 
 from cli import FAST, dd_run, popen

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from dd_runner.sweep_report import report
+from dd_runner.sweeps.report import report
 
 from cli import FAST, dd_run
 from conftest import SHARED_DATA
@@ -31,7 +31,7 @@ def sweep_dir(cwd: Path) -> Path:
 
 
 def dd_report(args, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dd_runner.sweep_report", *args], cwd=cwd, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "dd_runner.sweeps.report", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=120)
 
 

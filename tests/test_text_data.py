@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from dd_runner.data import load_data
-from dd_runner.device import Precision
-from dd_runner.errors import ConfigError, DataError
-from dd_runner.hub import minilm_stand_in
+from dd_runner.core.device import Precision
+from dd_runner.core.errors import ConfigError, DataError
+from dd_runner.data.hub import minilm_stand_in
 from dd_runner.models import build_learner
 
 from conftest import SHARED_DATA, compose_cfg

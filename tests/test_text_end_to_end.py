@@ -74,9 +74,9 @@ def test_matching_methods_on_agnews(tokenizers, tmp_path, method):
     assert tensors["data"].shape == (2, 4, 12, 32) and len(view) == 8
     initial = compose_cfg(AGNEWS_TINY + TEXT_TINY + tiny_model("distilbert", tokenizers["wordpiece"]))
     from dd_runner.data import load_data
-    from dd_runner.device import Precision
+    from dd_runner.core.device import Precision
     from dd_runner.models import build_learner
-    from dd_runner.synthetic import make_synthetic
+    from dd_runner.synthetic.build import make_synthetic
 
     data = load_data(initial.dataset, initial.model)
     learner = build_learner(initial.model, data, torch.device("cpu"), Precision("fp32", torch.device("cpu")), initial.distill)

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from dd_runner.data.bundle import Split
-from dd_runner.device import Precision
+from dd_runner.core.device import Precision
 from dd_runner.engines import ENGINES, EngineOptions
 from dd_runner.models.learner import Step
 from dd_runner.models.transformer import CausalLMLearner, TextClassifierLearner
-from dd_runner.synthetic import SyntheticSet
-from dd_runner.synthetic_text import AttentionLabelledSet
+from dd_runner.synthetic.set import SyntheticSet
+from dd_runner.synthetic.text import AttentionLabelledSet
 
 CPU = torch.device("cpu")
 VOCAB, SEQ, HIDDEN, CLASSES = 40, 5, 8, 3

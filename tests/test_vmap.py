@@ -9,14 +9,14 @@ from torch import nn
 
 from dd_runner.data import load_data
 from dd_runner.data.bundle import Split
-from dd_runner.device import Precision
+from dd_runner.core.device import Precision
 from dd_runner.engines import ENGINES, EngineOptions
-from dd_runner.errors import ConfigError
+from dd_runner.core.errors import ConfigError
 from dd_runner.eval.protocol import accuracies, batchable, batched_accuracies, looped_accuracies
 from dd_runner.models.learner import Learner
 from dd_runner.models.lenet import LeNet
 from dd_runner.models.stacked import StackedNets, stack
-from dd_runner.synthetic import SyntheticSet, fixed_steps
+from dd_runner.synthetic.set import SyntheticSet, fixed_steps
 
 from conftest import MNIST_OFFLINE, compose_cfg
 from helpers import CPU, tiny_learner, tiny_real_batch

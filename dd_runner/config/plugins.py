@@ -16,7 +16,7 @@ import logging
 import warnings
 from typing import List
 
-from dd_runner.errors import ConfigError
+from dd_runner.core.errors import ConfigError
 
 SUBMITIT = "hydra_plugins.hydra_submitit_launcher"
 OPTUNA = "hydra_plugins.hydra_optuna_sweeper"

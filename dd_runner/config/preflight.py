@@ -9,7 +9,7 @@ from typing import List, Optional
 
 from omegaconf import OmegaConf
 
-from dd_runner.errors import ConfigError, did_you_mean
+from dd_runner.core.errors import ConfigError, did_you_mean
 
 CONFIG_MODULE = "dd_runner.conf"
 
@@ -108,3 +108,28 @@ def hydra_dir(argv: List[str], multirun: bool) -> str:
     with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
         cfg = compose("config", overrides=[*jobs[0], *own], return_hydra_config=True)
     return str(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir)
+
+
+def shared_hydra_dirs(argv: List[str]) -> List[str]:
+    """Overrides that give every rank the same Hydra run (or sweep) directory: rank 0 resolves its own
+    (`${now:...}` included) and broadcasts it. Ranks other than 0 leave the Hydra record (.hydra/) and
+    the log file to rank 0 and log warnings to stderr only."""
+    import torch.distributed as dist
+
+    from dd_runner.core import distributed
+
+    multirun = any(a in ("-m", "--multirun") for a in argv)
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    extra = []
+    if not any(a.startswith(f"{key}=") for a in argv):
+        box = [hydra_dir(argv, multirun) if distributed.is_main() else None]
+        dist.broadcast_object_list(box, src=0)
+        extra.append(f"{key}={quote(box[0])}")
+    if not distributed.is_main():
+        extra += [o for o in ("hydra.output_subdir=null", "hydra/job_logging=dd_runner_worker") if o not in argv]
+    return [*argv, *extra]
+
+
+def quote(value: str) -> str:
+    """A Hydra override value holding any path (quoted: paths may contain '=' or ',')."""
+    return "'" + value.replace("'", "\\'") + "'"

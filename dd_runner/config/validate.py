@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from dd_runner.errors import ConfigError, unknown
+from dd_runner.core.errors import ConfigError, unknown
 
 
 def _one_of(setting: str, value, valid: Iterable[str]) -> None:
@@ -33,10 +33,10 @@ def validate(cfg) -> None:
     from dd_runner.data import LOADERS
     from dd_runner.engines import ENGINES
     from dd_runner.eval.baselines import BASELINE_NAMES
-    from dd_runner.inits import INIT_MODES
     from dd_runner.methods import METHODS
     from dd_runner.models import ARCHS
-    from dd_runner.synthetic import LABEL_TYPES
+    from dd_runner.models.inits import INIT_MODES
+    from dd_runner.synthetic.set import LABEL_TYPES
 
     _one_of("mode", cfg.mode, ("distill", "baselines", "train", "experts"))
     _one_of("precision", cfg.precision, ("fp32", "bf16", "fp16"))

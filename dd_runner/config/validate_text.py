@@ -3,11 +3,11 @@ that only make sense for some tasks, before anything is loaded."""
 
 from __future__ import annotations
 
-from dd_runner.errors import ConfigError, unknown
+from dd_runner.core.errors import ConfigError, unknown
 
 
 def validate_text(cfg) -> None:
-    from dd_runner.synthetic_text import ATTENTION_LABELS
+    from dd_runner.synthetic.text import ATTENTION_LABELS
 
     if cfg.labels.attention not in ATTENTION_LABELS:
         raise unknown("labels.attention", cfg.labels.attention, ATTENTION_LABELS)

@@ -5,8 +5,8 @@ of train / val / test splits carved with the Hugging Face slice syntax. Adding a
 under conf/dataset/ plus, for a new format, one function registered here.
 """
 
+from dd_runner.core.registry import Registry
 from dd_runner.data.bundle import DataBundle, Split  # noqa: F401
-from dd_runner.registry import Registry
 
 LOADERS = Registry("dataset loader")
 LOADERS.add("idx_images", "dd_runner.data.idx_images:load_idx_images")

@@ -16,9 +16,9 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 import torch
 
+from dd_runner.core.errors import DataError, local_path
 from dd_runner.data.bundle import DataBundle, Split
 from dd_runner.data.splits import ROLES, resolve_roles, source_names, split_permutations
-from dd_runner.errors import DataError, local_path
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from typing import Dict, Mapping, Optional
 
 import torch
 
-from dd_runner.errors import ConfigError
+from dd_runner.core.errors import ConfigError
 
 ROLES = ("train", "val", "test")
 

@@ -11,8 +11,8 @@ from typing import List
 
 import torch
 
+from dd_runner.core.seeding import generator
 from dd_runner.data.bundle import Split
-from dd_runner.seeding import generator
 
 
 class IndexStream:

@@ -16,10 +16,10 @@ from typing import Dict, List
 
 import torch
 
+from dd_runner.core.errors import ConfigError, DataError, local_path
 from dd_runner.data.bundle import DataBundle, Split
+from dd_runner.data.hub import quiet_hub
 from dd_runner.data.splits import ROLES, resolve_roles, source_names, split_permutations
-from dd_runner.errors import ConfigError, DataError, local_path
-from dd_runner.hub import quiet_hub
 
 log = logging.getLogger(__name__)
 

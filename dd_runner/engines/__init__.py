@@ -6,8 +6,8 @@ returns the gradient averaged over the sampled initialisations `thetas`, aligned
 in time and memory. Never put torch.compile on this path: it silently drops the second-order terms.
 """
 
+from dd_runner.core.registry import Registry
 from dd_runner.engines.base import EngineOptions, MetaGradient  # noqa: F401
-from dd_runner.registry import Registry
 
 ENGINES = Registry("distill.engine")
 ENGINES.add("unroll", "dd_runner.engines.unroll:unroll")

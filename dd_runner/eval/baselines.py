@@ -11,7 +11,7 @@ from typing import Callable, Dict, List
 
 import torch
 
-from dd_runner.registry import Registry
+from dd_runner.core.registry import Registry
 
 SELECTORS = Registry("baseline")  # eval.baselines names; full_data is handled by the protocol itself
 for _name in ("random_real", "class_mean", "kmeans", "herding", "kcenter"):

@@ -25,12 +25,12 @@ from typing import Dict, Iterator, List, Optional, Sequence
 
 import torch
 
+from dd_runner.core.distributed import gather, shard
+from dd_runner.core.seeding import generator
 from dd_runner.data.bundle import Split
-from dd_runner.distributed import gather, shard
 from dd_runner.models.learner import Learner, Params, Step
 from dd_runner.models.stacked import StackedNets, groups, stack
-from dd_runner.seeding import generator
-from dd_runner.synthetic import fixed_steps
+from dd_runner.synthetic.set import fixed_steps
 
 
 class Schedule:

@@ -5,7 +5,7 @@ evaluation protocol and the artefacts are shared by every method. New families (
 or trajectory matching) join as new modules registered here, not as branches inside an existing one.
 """
 
-from dd_runner.registry import Registry
+from dd_runner.core.registry import Registry
 
 METHODS = Registry("method")
 METHODS.add("performance_matching", "dd_runner.methods.performance_matching:performance_matching")

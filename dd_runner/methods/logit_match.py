@@ -26,15 +26,15 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from dd_runner.context import Distilled, LoopStats, RunContext
+from dd_runner.core.errors import RunError
+from dd_runner.core.progress import progress
+from dd_runner.core.seeding import generator
 from dd_runner.data.bundle import Split
 from dd_runner.data.stream import RealBatches
-from dd_runner.errors import RunError
+from dd_runner.methods.context import Distilled, LoopStats, RunContext
 from dd_runner.models.learner import Params
-from dd_runner.progress import progress
-from dd_runner.seeding import generator
-from dd_runner.synthetic import make_synthetic
-from dd_runner.text_view import write_csv
+from dd_runner.synthetic.build import make_synthetic
+from dd_runner.synthetic.text_view import write_csv
 
 log = logging.getLogger(__name__)
 

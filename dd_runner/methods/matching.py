@@ -8,8 +8,8 @@ from typing import Optional, Tuple
 
 import torch
 
+from dd_runner.core.seeding import derive_seed
 from dd_runner.data.bundle import Split
-from dd_runner.seeding import derive_seed
 
 
 class CarriedNet:

@@ -10,17 +10,17 @@
     9      optimiser step on x~, lr~, labels; StepLR decay                   (methods/loop.py)
 
 Under torchrun the nets of line 4 are split across processes and their meta-gradients summed
-(dd_runner.distributed.meta_gradient); every process then takes the same step.
+(dd_runner.engines.sharded.meta_gradient); every process then takes the same step.
 """
 
 from __future__ import annotations
 
-from dd_runner.context import Distilled, RunContext
 from dd_runner.data.stream import RealBatches
-from dd_runner.distributed import meta_gradient as split_meta_gradient
 from dd_runner.engines import ENGINES, EngineOptions, MetaGradient
+from dd_runner.engines.sharded import meta_gradient as split_meta_gradient
+from dd_runner.methods.context import Distilled, RunContext
 from dd_runner.methods.loop import optimise
-from dd_runner.synthetic import make_synthetic
+from dd_runner.synthetic.build import make_synthetic
 
 
 def performance_matching(ctx: RunContext) -> Distilled:

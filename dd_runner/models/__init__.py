@@ -5,8 +5,8 @@ network plus how synthetic and real inputs enter it and how p(theta) is sampled.
 synthetic sequence length, distill.seq_len, to put real examples into the synthetic layout.)
 """
 
+from dd_runner.core.registry import Registry
 from dd_runner.models.learner import Learner, Params, Step  # noqa: F401
-from dd_runner.registry import Registry
 
 ARCHS = Registry("model architecture")
 ARCHS.add("lenet", "dd_runner.models.lenet:build_lenet")

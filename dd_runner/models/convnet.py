@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dd_runner.errors import ConfigError
+from dd_runner.core.errors import ConfigError
 from dd_runner.models.learner import Learner
 
 

@@ -19,8 +19,8 @@ from typing import Any, Dict, Set, Tuple
 
 from omegaconf import OmegaConf
 
-from dd_runner.errors import ConfigError, DataError
-from dd_runner.hub import quiet_hub
+from dd_runner.core.errors import ConfigError, DataError
+from dd_runner.data.hub import quiet_hub
 
 log = logging.getLogger(__name__)
 

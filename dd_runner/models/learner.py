@@ -17,8 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from dd_runner.core.device import Precision
 from dd_runner.data.bundle import Split
-from dd_runner.device import Precision
+from dd_runner.models.losses import kd_loss, soft_cross_entropy, upcast
 
 Params = Tuple[torch.Tensor, ...]
 
@@ -35,16 +36,6 @@ class Step:
     def detached(self) -> "Step":
         return Step(self.x.detach(), self.y.detach(), self.lr.detach(),
                     {k: v.detach() for k, v in self.extras.items()})
-
-
-def upcast(logits: torch.Tensor) -> torch.Tensor:
-    """Losses are computed in at least fp32 (autocast gives bf16/fp16 logits); float64 stays float64."""
-    return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
-
-
-def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """-(y * log_softmax(z)).sum(-1), averaged: cross-entropy for one-hot, soft and unrestricted labels."""
-    return -(target * F.log_softmax(upcast(logits), dim=-1)).sum(-1).mean()
 
 
 def draw_weights(module: nn.Module, scheme: str, seed: int) -> nn.Module:
@@ -148,8 +139,6 @@ class Learner:
         with self.precision.autocast():
             logits = self.forward_synthetic(self.as_dict(params), step)
         if "teacher_probs" in step.extras:  # labels=teacher: knowledge distillation from a teacher network
-            from dd_runner.teacher import kd_loss
-
             e = step.extras
             return kd_loss(logits, step.y, e["teacher_probs"], e["kd_temperature"], e["kd_alpha"])
         return soft_cross_entropy(logits, step.y)

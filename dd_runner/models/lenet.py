@@ -31,7 +31,7 @@ class LeNet(nn.Module):
 
 def build_lenet(model_cfg, data, device, precision, distill_cfg=None) -> Learner:
     if data.modality != "image":
-        from dd_runner.errors import ConfigError
+        from dd_runner.core.errors import ConfigError
 
         raise ConfigError(f"model=lenet needs an image dataset, not dataset={data.name}; use a text model")
     channels, height, width = data.example_shape

@@ -18,8 +18,8 @@ from typing import Dict, Iterator, List, Optional, Sequence
 import torch
 from torch.func import grad, vmap
 
+from dd_runner.core.errors import ConfigError
 from dd_runner.data.bundle import Split
-from dd_runner.errors import ConfigError
 from dd_runner.models.learner import Learner, Params, Step, sgd_update
 
 

@@ -30,7 +30,8 @@ from torch import nn
 from torch.func import functional_call
 
 from dd_runner.data.bundle import Split
-from dd_runner.models.learner import Learner, Params, Step, soft_cross_entropy, upcast
+from dd_runner.models.learner import Learner, Params, Step
+from dd_runner.models.losses import soft_cross_entropy, upcast
 
 
 def reached_by_inputs_embeds(module: nn.Module) -> List[str]:

@@ -26,8 +26,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from dd_runner.errors import ConfigError, DDError
-from dd_runner.sweep import Job, collect, swept_keys
+from dd_runner.core.errors import ConfigError, DDError
+from dd_runner.sweeps.jobs import Job, collect, swept_keys
 
 SEED = "seed"
 BASELINE_ORDER = ["random_real", "random_real_learned_lrs", "class_mean", "kmeans", "full_data"]

@@ -6,20 +6,19 @@ networks are functions of (seed, iteration, j); each trains and differentiates o
 summed meta-gradient and loss are all-reduced and divided by the total number of nets, so every rank
 takes the same Adam step and holds the same synthetic set; accuracies are gathered in net order.
 
-Rank 0 alone writes: artefacts, checkpoints and failure records (`dd_runner.artefacts` writes nothing on
-other ranks), W&B (`dd_runner.tracking`), the console and `dd-run.log`. All ranks share rank 0's run
-directory (decided before Hydra starts, see `shared_hydra_dirs`) and restore the same checkpoint.
+Rank 0 alone writes: artefacts, checkpoints and failure records (`dd_runner.runtime.artefacts` writes nothing on
+other ranks), W&B (`dd_runner.runtime.tracking`), the console and `dd-run.log`. All ranks share rank 0's run
+directory (decided before Hydra starts, see `dd_runner.config.preflight.shared_hydra_dirs`) and restore the same checkpoint.
 
 Without torchrun (WORLD_SIZE unset or 1) every function here is the single-process identity.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import sys
-from typing import Callable, List, Sequence, TypeVar
+from typing import List, Sequence, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -55,7 +54,7 @@ def init_from_env() -> None:
     CPU tensors travel through gloo and CUDA tensors through NCCL (one group, two backends), so
     device=cpu works on a GPU node too. Ranks other than 0 keep stderr (warnings, errors) but not stdout
     (progress bars, tables): K copies of the console would be noise."""
-    from dd_runner.errors import ConfigError
+    from dd_runner.core.errors import ConfigError
 
     if not launched() or active():
         return
@@ -92,39 +91,6 @@ def gather(mine: Sequence[T], total: int) -> List[T]:
     return [parts[j % world][j // world] for j in range(total)]
 
 
-def meta_gradient(engine: Callable, learner, thetas: Sequence, synth, real, options):
-    """The engine's meta-gradient averaged over all `thetas`, each rank differentiating its share.
-
-    Engines return the mean over the nets they were given; it is turned back into a sum, summed over
-    ranks in one all-reduce (gradients and loss in one flat buffer) and divided by len(thetas). A rank
-    with no net (fewer nets than ranks) contributes zeros."""
-    from dd_runner.engines import MetaGradient
-
-    if world_size() == 1:
-        return engine(learner, thetas, synth, real, options)
-    if len(thetas) % world_size():
-        _warn_uneven(len(thetas), world_size())
-    mine = shard(thetas)
-    leaves = synth.learnable()
-    if mine:
-        meta = engine(learner, mine, synth, real, options)
-        sums, loss = [g * len(mine) for g in meta.grads], meta.loss * len(mine)
-    else:
-        sums, loss = [torch.zeros_like(x) for x in leaves], 0.0
-    flat = torch.cat([g.reshape(-1) for g in sums] + [sums[0].new_tensor([loss])])
-    dist.all_reduce(flat)
-    flat /= len(thetas)
-    grads = [g.view_as(x) for g, x in zip(flat[:-1].split([x.numel() for x in leaves]), leaves)]
-    return MetaGradient(loss=float(flat[-1]), grads=grads)
-
-
-@functools.lru_cache(maxsize=None)
-def _warn_uneven(nets: int, world: int) -> None:
-    log.warning("%d nets per outer step over %d processes: some processes wait for the others; use a multiple "
-                "of %d for distill.sample_nets (fixed init, or pretrained without init.resample, has one net)",
-                nets, world, world)
-
-
 def max_over_ranks(value: int) -> int:
     """The largest `value` any rank holds (e.g. a stop signal received by one rank stops all of them at
     the same iteration)."""
@@ -138,26 +104,3 @@ def max_over_ranks(value: int) -> int:
 def barrier() -> None:
     if world_size() > 1:
         dist.barrier()
-
-
-def shared_hydra_dirs(argv: List[str]) -> List[str]:
-    """Overrides that give every rank the same Hydra run (or sweep) directory: rank 0 resolves its own
-    (`${now:...}` included) and broadcasts it. Ranks other than 0 leave the Hydra record (.hydra/) and
-    the log file to rank 0 and log warnings to stderr only."""
-    from dd_runner.config.preflight import hydra_dir
-
-    multirun = any(a in ("-m", "--multirun") for a in argv)
-    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-    extra = []
-    if not any(a.startswith(f"{key}=") for a in argv):
-        box = [hydra_dir(argv, multirun) if is_main() else None]
-        dist.broadcast_object_list(box, src=0)
-        extra.append(f"{key}={quote(box[0])}")
-    if not is_main():
-        extra += [o for o in ("hydra.output_subdir=null", "hydra/job_logging=dd_runner_worker") if o not in argv]
-    return [*argv, *extra]
-
-
-def quote(value: str) -> str:
-    """A Hydra override value holding any path (quoted: paths may contain '=' or ',')."""
-    return "'" + value.replace("'", "\\'") + "'"

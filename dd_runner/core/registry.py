@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any, Callable, Dict, Iterator
 
-from dd_runner.errors import unknown
+from dd_runner.core.errors import unknown
 
 
 class Registry:

@@ -15,7 +15,7 @@ from typing import Callable, Dict, List
 import torch
 import torch.nn.functional as F
 
-from dd_runner.errors import ConfigError
+from dd_runner.core.errors import ConfigError
 
 
 def _affine(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:

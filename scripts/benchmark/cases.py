@@ -1,67 +1,16 @@
-"""One case of scripts/bench.py in its own process: argv[1] is the case as JSON, the last line printed
-is the result as JSON. Everything is built the way `dd-run` builds it (composed config, registries),
-so the figures are those of real runs."""
+"""One case of scripts/bench.py, run in its own process (`python scripts/bench.py --case JSON`), so that its
+peak memory is its own. Everything is built the way `dd-run` builds it (composed config, registries), so the
+figures are those of real runs."""
 
 from __future__ import annotations
 
-import ctypes
 import json
-import platform
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import MODEL_CASES  # noqa: E402
-
-
-class PeakMemory:
-    """Memory an outer step needs above the state before it: CUDA allocator peak, or CPU peak RSS."""
-
-    def __init__(self, device: torch.device):
-        self.cuda = device.type == "cuda"
-        self.base = 0
-
-    @staticmethod
-    def _status_kb(key: str) -> int:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-        raise RuntimeError(f"no {key} in /proc/self/status")
-
-    def start(self) -> None:
-        if self.cuda:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            self.base = torch.cuda.memory_allocated()
-            return
-        try:  # hand freed heap back to the OS, so that RSS is what is in use now
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except OSError:
-            pass
-        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM (peak RSS) to the current RSS
-        self.base = self._status_kb("VmRSS") * 1024
-
-    def peak_mb(self) -> float:
-        if self.cuda:
-            torch.cuda.synchronize()
-            return (torch.cuda.max_memory_allocated() - self.base) / 2**20
-        return (self._status_kb("VmHWM") * 1024 - self.base) / 2**20
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (cuda)"
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor() or "CPU")
-    return f"{cpu}, {torch.get_num_threads()} threads"
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+from benchmark.memory import PeakMemory, device_name, sync
+from benchmark.plan import MODEL_CASES
 
 
 def setup(case: dict, precision: str = None):
@@ -72,11 +21,11 @@ def setup(case: dict, precision: str = None):
     import dd_runner.config  # noqa: F401  (registers the schemas)
     from dd_runner.config.validate import validate
     from dd_runner.data import load_data
-    from dd_runner.device import Precision, resolve_device
-    from dd_runner.errors import DDError
-    from dd_runner.inits import InitSampler
+    from dd_runner.core.device import Precision, resolve_device
+    from dd_runner.core.errors import DDError
+    from dd_runner.models.inits import InitSampler
     from dd_runner.models import ARCHS, build_learner
-    from dd_runner.synthetic import make_synthetic
+    from dd_runner.synthetic.build import make_synthetic
 
     T = case["T"]
     steps = 10 if T % 10 == 0 else T
@@ -169,8 +118,9 @@ def cosine_case(case: dict) -> dict:
     return {"cosine": cosine, "device_name": device_name(device)}
 
 
-def main() -> None:
-    case = json.loads(sys.argv[1])
+
+def run_in_this_process(case: dict) -> None:
+    """Measure `case` and print its result as the last line of stdout (JSON)."""
     if case["threads"]:
         torch.set_num_threads(case["threads"])
     try:
@@ -180,7 +130,3 @@ def main() -> None:
     except torch.OutOfMemoryError as e:
         result = {"error": f"out of memory: {str(e).splitlines()[0]}"}
     print(json.dumps(result))
-
-
-if __name__ == "__main__":
-    main()

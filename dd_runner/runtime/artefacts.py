@@ -13,62 +13,20 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
-from typing import Any, Dict
+from typing import Dict
 
 import torch
 from omegaconf import OmegaConf
 
-from dd_runner import distributed
-from dd_runner.errors import RunError
+from dd_runner.core import distributed
+from dd_runner.core.files import atomic_write_bytes, save_tensors
 
 FORMAT_VERSION = "1"
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    if not distributed.is_main():  # torchrun: rank 0 alone writes the run directory
-        return
-    try:
-        _atomic_write(Path(path), payload)
-    except OSError as e:
-        raise RunError(f"cannot write {path}: {e.strerror or e}; free some space or choose another output_dir") from None
-
-
-def _atomic_write(path: Path, payload: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; artefacts are ordinary files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: Path, obj: Dict[str, Any]) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
-
-
 def write_config(path: Path, cfg) -> None:
     atomic_write_bytes(path, OmegaConf.to_yaml(cfg, resolve=True).encode())
-
-
-def save_tensors(path: Path, tensors: Dict[str, torch.Tensor], metadata: Dict[str, str]) -> None:
-    """A safetensors file, byte-identical for identical inputs (see dd_runner.tensorfile)."""
-    from dd_runner.tensorfile import dumps
-
-    atomic_write_bytes(path, dumps(tensors, metadata))
 
 
 def distilled_metadata(cfg, data, synth) -> Dict[str, str]:

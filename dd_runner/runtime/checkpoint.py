@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from dd_runner import distributed
-from dd_runner.artefacts import save_tensors
-from dd_runner.errors import ConfigError, DataError, DDError
+from dd_runner.core import distributed
+from dd_runner.core.errors import ConfigError, DataError, DDError
+from dd_runner.core.files import save_tensors
 
 log = logging.getLogger(__name__)
 

@@ -98,7 +98,7 @@ def swept_keys(jobs: Sequence[Job]) -> List[str]:
 def record_exit(job_dir: Path, message: str, exit_code: int) -> None:
     """Add the job's exit code to its failure.json (or write one: the job may have failed before its run
     directory was set up), so that the launching process can tell how it ended."""
-    from dd_runner.artefacts import write_json
+    from dd_runner.core.files import write_json
 
     path = Path(job_dir) / FAILURE
     record = _read_json(path) or {"message": message}

@@ -15,8 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dd_runner.errors import unknown
+from dd_runner.core.errors import unknown
 from dd_runner.models.learner import Step
+from dd_runner.synthetic.teacher import make_teacher
 
 LABEL_TYPES = ("hard", "soft", "unrestricted", "teacher")
 
@@ -124,23 +125,8 @@ def init_from_real(synth: SyntheticSet, real, learner, generator: torch.Generato
         synth.data[:, slots] = x.view(synth.steps, synth.ipc, *x.shape[1:]).to(synth.data)
 
 
-def make_synthetic(cfg, data, learner, seed: int) -> SyntheticSet:
-    """The SyntheticSet a run starts from, sized by distill.* and initialised by distill.init_from."""
-    if data.modality == "text":  # inputs_embeds sequences, attention labels, language-modelling targets
-        from dd_runner.synthetic_text import make_text_synthetic
-
-        return make_text_synthetic(cfg, data, learner, seed)
-    d = cfg.distill
-    synth = SyntheticSet(d.steps, d.epochs, data.num_classes, d.ipc, learner.synthetic_shape(data, d),
-                         **synthetic_options(cfg, learner))
-    initialise_data(synth, d.init_from, data, learner, seed)
-    return synth.to(learner.device, learner.dtype)
-
-
 def synthetic_options(cfg, learner) -> Dict:
     """SyntheticSet keyword arguments every task shares (labels, step sizes, teacher)."""
-    from dd_runner.teacher import make_teacher
-
     d = cfg.distill
     return dict(label_type=cfg.labels.type, init_lr=d.init_lr, learn_lr=d.learn_lr,
                 label_init_scale=cfg.labels.init_scale, shared_lr=d.shared_lr, teacher=make_teacher(cfg.labels, learner))
@@ -149,7 +135,7 @@ def synthetic_options(cfg, learner) -> Dict:
 @torch.no_grad()
 def initialise_data(synth: SyntheticSet, init_from: str, data, learner, seed: int) -> None:
     """distill.init_from: real examples of each slot's class, or the learner's noise."""
-    from dd_runner.seeding import generator
+    from dd_runner.core.seeding import generator
 
     gen = generator(seed, "synthetic-init")
     if init_from == "real":

@@ -17,9 +17,14 @@ from typing import Dict, Optional, Sequence
 
 from omegaconf import OmegaConf
 
-from dd_runner.checkpoint import (CHECKPOINT, config_differences, config_fingerprint, config_hash,
-                                  read_checkpoint_header)
-from dd_runner.errors import ConfigError
+from dd_runner.core.errors import ConfigError
+from dd_runner.runtime.checkpoint import (
+    CHECKPOINT,
+    config_differences,
+    config_fingerprint,
+    config_hash,
+    read_checkpoint_header,
+)
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from typing import Any, Dict
 
 import torch
 
+from dd_runner.core.device import Precision
 from dd_runner.data.bundle import DataBundle
-from dd_runner.device import Precision
-from dd_runner.inits import InitSampler
+from dd_runner.models.inits import InitSampler
 from dd_runner.models.learner import Learner
 
 
@@ -24,8 +24,8 @@ class RunContext:
     data: DataBundle
     learner: Learner
     inits: InitSampler
-    tracker: Any  # dd_runner.tracking.Tracker
-    checkpoints: Any = None  # dd_runner.checkpoint.Checkpointer
+    tracker: Any  # dd_runner.runtime.tracking.Tracker
+    checkpoints: Any = None  # dd_runner.runtime.checkpoint.Checkpointer
     resuming: bool = False  # an explicit resume=DIR (may continue with changed settings)
 
 

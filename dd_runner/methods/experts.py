@@ -14,10 +14,10 @@ from typing import Dict, List
 
 import torch
 
-from dd_runner.artefacts import save_tensors
-from dd_runner.errors import ConfigError, DataError
+from dd_runner.core.errors import ConfigError, DataError
+from dd_runner.core.files import save_tensors
+from dd_runner.core.seeding import derive_seed
 from dd_runner.models.learner import Learner, Params
-from dd_runner.seeding import derive_seed
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ def expert_key(epoch: int, name: str) -> str:
 
 
 def train_experts(ctx) -> Dict[str, float]:
-    from dd_runner.train import train_full
+    from dd_runner.eval.full_data import train_full
 
     cfg, e = ctx.cfg, ctx.cfg.experts
     folder = ctx.out / "experts"

@@ -17,7 +17,7 @@ from typing import List, Tuple
 import torch
 import torch.nn.functional as F
 
-from dd_runner.artefacts import atomic_write_bytes
+from dd_runner.core.files import atomic_write_bytes
 
 
 @torch.no_grad()

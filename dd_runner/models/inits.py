@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List
 
-from dd_runner.errors import ConfigError, DataError
+from dd_runner.core.errors import ConfigError, DataError
+from dd_runner.core.seeding import derive_seed
 from dd_runner.models.learner import Learner, Params
-from dd_runner.seeding import derive_seed
 
 INIT_MODES = ("fixed", "random", "pretrained")
 

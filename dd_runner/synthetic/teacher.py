@@ -14,18 +14,11 @@ from __future__ import annotations
 from typing import Dict, Optional
 
 import torch
-import torch.nn.functional as F
 
-from dd_runner.errors import ConfigError
-from dd_runner.models.learner import Step, soft_cross_entropy, upcast
-
-
-def kd_loss(logits: torch.Tensor, hard: torch.Tensor, teacher_probs: torch.Tensor, temperature: torch.Tensor,
-            alpha: torch.Tensor) -> torch.Tensor:
-    logits = upcast(logits)
-    log_student = F.log_softmax(logits / temperature, dim=-1)
-    kl = (teacher_probs * (torch.log(teacher_probs.clamp_min(1e-12)) - log_student)).sum(-1).mean()
-    return alpha * temperature ** 2 * kl + (1 - alpha) * soft_cross_entropy(logits, hard)
+from dd_runner.core.errors import ConfigError
+from dd_runner.models.inits import load_checkpoint
+from dd_runner.models.learner import Step
+from dd_runner.models.losses import upcast
 
 
 class Teacher:
@@ -48,8 +41,6 @@ class Teacher:
 def make_teacher(labels_cfg, learner) -> Optional[Teacher]:
     if labels_cfg.type != "teacher":
         return None
-    from dd_runner.inits import load_checkpoint
-
     if not labels_cfg.teacher:
         raise ConfigError("labels=teacher needs labels.teacher=PATH (a model.safetensors from `dd-run mode=train`)")
     params = learner.params_from_state(load_checkpoint(labels_cfg.teacher, learner))

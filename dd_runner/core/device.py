@@ -11,7 +11,7 @@ import contextlib
 
 import torch
 
-from dd_runner.errors import ConfigError
+from dd_runner.core.errors import ConfigError
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 

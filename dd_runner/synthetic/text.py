@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dd_runner.errors import ConfigError
-from dd_runner.seeding import derive_seed, generator
-from dd_runner.synthetic import SyntheticSet, initialise_data, synthetic_options
+from dd_runner.core.errors import ConfigError
+from dd_runner.core.seeding import derive_seed, generator
+from dd_runner.synthetic.set import SyntheticSet, initialise_data, synthetic_options
 
 ATTENTION_LABELS = ("none", "cls", "all")
 

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dd_runner.models.learner import Step
-from dd_runner.synthetic import fixed_steps
+from dd_runner.synthetic.set import fixed_steps
 
 
 @dataclass
@@ -43,7 +43,7 @@ class DistilledSet:
         embeddings: `forward=lambda m, x: m(inputs_embeds=x).logits` (language modelling: targets per
         position). Attention labels (in `extras`) are not applied here; dd-run's learner applies them.
         """
-        from dd_runner.teacher import kd_loss
+        from dd_runner.models.losses import kd_loss
 
         forward = forward or (lambda m, x: m(x))
         device = next(model.parameters()).device

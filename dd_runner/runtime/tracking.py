@@ -65,7 +65,7 @@ class WandbTracker(Tracker):
 
 
 def make_tracker(cfg, out: Path, group: Optional[str], name: str, run_id: Optional[str] = None) -> Tracker:
-    from dd_runner.distributed import is_main
+    from dd_runner.core.distributed import is_main
 
     if cfg.logger.name == "none" or cfg.logger.mode == "disabled" or not is_main():  # torchrun: rank 0 logs
         return Tracker()

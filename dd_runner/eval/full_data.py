@@ -7,14 +7,18 @@ The epoch kept is the one with the best validation accuracy; its test accuracy i
 from __future__ import annotations
 
 import logging
-from typing import Callable, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Optional, Tuple
 
 import torch
 
+from dd_runner.core.errors import RunError
+from dd_runner.core.progress import progress
+from dd_runner.core.seeding import generator
 from dd_runner.data.bundle import DataBundle
-from dd_runner.errors import RunError
 from dd_runner.models.learner import Learner, Params
-from dd_runner.seeding import generator
+
+if TYPE_CHECKING:  # the context is built by run(); only its type is needed here
+    from dd_runner.methods.context import RunContext
 
 log = logging.getLogger(__name__)
 
@@ -55,3 +59,12 @@ def train_full(learner: Learner, theta0: Params, data: DataBundle, cfg, seed: in
             best_params = tuple(p.detach().clone() for p in params)
     best["test/acc"] = learner.evaluate(best_params, data.test, eval_batch_size)["acc"]
     return best_params, best
+
+
+def full_data_training(ctx: RunContext, theta0, net: int = 0):
+    """One network trained on the whole training split (train.*), with a progress bar."""
+    t = ctx.cfg.train
+    total = t.epochs * -(-len(ctx.data.train) // t.batch_size)
+    with progress("training on the full split", total=total) as bar:
+        return train_full(ctx.learner, theta0, ctx.data, t, ctx.cfg.seed, ctx.cfg.eval.batch_size,
+                          on_step=lambda loss: bar.update(loss=loss), net=net)

@@ -1,0 +1,104 @@
+"""The benchmark's cases: dd-run overrides per model, and the list of cases a run of scripts/bench.py measures."""
+
+from __future__ import annotations
+
+from dd_runner.data.hub import minilm_stand_in
+
+# Model cases: dd-run overrides selecting a model and the data it trains on (offline copies).
+MNIST = ["dataset=mnist_offline", "model=lenet"]
+TEXT_CLS = ["dataset=agnews_offline", "model=distilbert", "model.pretrained=false", "distill.seq_len=32"]
+TEXT_LM = ["dataset=english_quotes_offline", "model=gpt_neo", "model.pretrained=false", "distill.seq_len=32"]
+MODEL_CASES = {
+    "lenet": MNIST,
+    "convnet": ["dataset=mnist_offline", "model=convnet"],
+    "distilbert-tiny": TEXT_CLS + ["+model.config_overrides={n_layers: 2, dim: 64, hidden_dim: 128, n_heads: 2}"],
+    "distilbert-base": TEXT_CLS,  # DistilBertConfig's defaults: distilbert-base size (66M)
+    "gpt_neo-tiny": TEXT_LM + ["+model.config_overrides={hidden_size: 64, num_layers: 2, num_heads: 2, "
+                               "attention_types: [[[global, local], 1]]}"],
+    "gpt_neo-base": TEXT_LM,  # the 125M configuration
+}
+TRANSFORMERS = ["distilbert-tiny", "distilbert-base", "gpt_neo-tiny", "gpt_neo-base"]
+PRETRAINED = "minilm-pretrained"  # model.name_or_path is added per case: the package's folder on this machine
+MODEL_CASES[PRETRAINED] = ["dataset=agnews_offline", "model=bert", "distill.seq_len=32"]
+
+
+
+def engine_variants(T: int, nets: int, vmap_chunk: int) -> list:
+    """(engine, extra overrides) of one engine-table shape. The recompute engines run with the real loss in
+    micro-batches of 128 (distill.real_chunk) so their memory is T x params plus one small graph; at
+    T=100 with one net, recompute also runs with the whole real batch at once, for comparison."""
+    chunk = [f"distill.vmap_chunk={vmap_chunk}"] if vmap_chunk else []
+    variants = [("unroll", []), ("recompute", ["distill.real_chunk=128"]), ("vmap", chunk),
+                ("vmap_recompute", chunk + ["distill.real_chunk=128"])]
+    if T == 100 and nets == 1:
+        variants.insert(1, ("recompute", []))
+    return variants
+
+
+def plan(args) -> list:
+    """The cases of this run, in table order."""
+    quick = args.quick
+    Ts, nets = ((10,), (1, 8)) if quick else ((10, 30, 100), (1, 8, 32))
+    batch = 256 if quick else 1024
+    cases = []
+    if "engines" in args.only:
+        for T in Ts:
+            for n in nets:
+                for engine, overrides in engine_variants(T, n, args.vmap_chunk):
+                    cases.append(dict(section="engines", kind="engine", model="lenet", engine=engine, T=T, nets=n,
+                                      precision="fp32", batch=batch, overrides=overrides))
+    if "eval" in args.only:
+        for mode in ("loop", "vmap"):
+            cases.append(dict(section="eval", kind="eval", model="lenet", mode=mode, nets=20 if quick else 100,
+                              T=30, batch=1024, precision="fp32"))
+        for precision in ("fp32", "bf16"):  # bf16 autocast: AVX512-BF16 / AMX CPUs and GPUs run it faster
+            cases.append(dict(section="eval", kind="eval", model="convnet", mode="loop", nets=5 if quick else 20,
+                              T=30, batch=1024, precision=precision))
+    if "amp" in args.only:
+        cases.append(dict(section="amp", kind="cosine", model="lenet", engine="unroll", T=10, nets=2, batch=batch))
+        if minilm_stand_in():
+            cases.append(dict(section="amp", kind="cosine", model=PRETRAINED, engine="unroll", T=3, nets=1,
+                              batch=16 if quick else 64, overrides=[f"model.name_or_path={minilm_stand_in()}"]))
+    if "transformers" in args.only:
+        for model in (TRANSFORMERS[0], TRANSFORMERS[2]) if quick else TRANSFORMERS:
+            missing = unavailable(model)
+            if missing:
+                cases.append(dict(section="transformers", kind="engine", model=model, engine="-", T="-", nets="-",
+                                  precision="-", skipped=f"skipped: {missing}"))
+                continue
+            for T in ((1,) if quick else (1, 3, 10)):
+                for precision in ("fp32", "bf16"):
+                    for engine in ("unroll", "recompute"):
+                        cases.append(dict(section="transformers", kind="engine", model=model, engine=engine, T=T,
+                                          nets=1, precision=precision, batch=16 if quick else 64, overrides=[]))
+            cases.append(dict(section="amp", kind="cosine", model=model, engine="unroll", T=3, nets=1,
+                              batch=16 if quick else 64))
+            if model == "gpt_neo-base":  # the language-model memory shape: many short steps of few sequences
+                for precision in ("fp32", "bf16"):
+                    for engine in ("unroll", "recompute"):
+                        cases.append(dict(section="transformers", kind="engine", model=model, engine=engine, T=20,
+                                          nets=1, precision=precision, batch=32,
+                                          overrides=["distill.ipc=4", "distill.seq_len=16"]))
+    for case in cases:
+        case.update(device=args.device, threads=args.threads, repeats=args.repeats or (1 if quick else 3))
+        if case["model"] in TRANSFORMERS and args.tokenizer and "skipped" not in case:
+            case["overrides"] = case.get("overrides", []) + [f"model.tokenizer={args.tokenizer}"]
+    return cases
+
+
+def unavailable(model: str) -> str:
+    """Why a model case cannot run in this checkout ('' when it can): its config or architecture is missing."""
+    from hydra import compose, initialize_config_module
+    from hydra.errors import HydraException
+
+    import dd_runner.config  # noqa: F401
+    from dd_runner.models import ARCHS
+
+    try:
+        with initialize_config_module("dd_runner.conf", version_base="1.3"):
+            cfg = compose("config", overrides=MODEL_CASES[model])
+    except HydraException as e:
+        return f"{' '.join(MODEL_CASES[model][:2])} is not available in this checkout ({str(e).splitlines()[0]})"
+    if cfg.model.arch not in ARCHS:
+        return f"model.arch={cfg.model.arch} is not registered in this checkout"
+    return ""

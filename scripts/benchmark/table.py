@@ -1,0 +1,73 @@
+"""Ratios against the reference rows measured in the same run, and the printed table."""
+
+from __future__ import annotations
+
+def add_ratios(results: list, clock: str) -> None:
+    """Each engine row against sequential unroll of the same model, T, nets and precision (bf16 rows
+    also against the same engine in fp32); vmap evaluation against the loop. `clock`: wall seconds, or
+    the process's CPU seconds (less disturbed by other processes on a shared CPU; use --threads 1)."""
+    key = "seconds" if clock == "wall" else "cpu_seconds"
+    done = [r for r in results if "seconds" in r]
+
+    def shape(r, precision, engine):
+        return r["model"], r["T"], r["nets"], precision, engine, tuple(r["overrides"])
+
+    engines = {shape(r, r["precision"], r["engine"]): r for r in done if r["kind"] == "engine"}
+    loops = {r["model"]: r for r in done if r["kind"] == "eval" and r["mode"] == "loop" and r["precision"] == "fp32"}
+    for r in done:
+        if r["kind"] == "eval":
+            base = loops.get(r["model"])
+            if base and r is not base and r["precision"] != "fp32":
+                r["note"] = (f"mean test acc {100 * r['acc_mean']:.2f}% vs {100 * base['acc_mean']:.2f}% "
+                             f"in fp32; x = speed-up over fp32")
+            elif base and r is not base:
+                differ = sum(a != b for a, b in zip(r["accs"], base["accs"]))
+                r["note"] = ("same accuracies as the loop" if not differ else
+                             f"{differ} of {len(r['accs'])} nets' accuracies differ from the loop (fp32 rounding)")
+        else:
+            base = engines.get((r["model"], r["T"], r["nets"], r["precision"], "unroll", ()))
+            fp32 = engines.get(shape(r, "fp32", r["engine"]))
+            if r["precision"] == "bf16" and fp32:
+                r["bf16_speedup"] = fp32[key] / r[key]
+        if base:
+            r["speedup"] = base[key] / r[key]
+            if r.get("peak_mb") and base.get("peak_mb"):
+                r["memory_ratio"] = r["peak_mb"] / base["peak_mb"]
+
+
+def describe(r: dict) -> tuple:
+    if "skipped" in r and r["kind"] == "engine":
+        return r["section"], r["model"], "unroll, recompute x fp32, bf16", "T in 1, 3, 10"
+    if r["kind"] == "engine":
+        knobs = [o.split(".")[-1] for o in r.get("overrides", []) if not o.startswith("model.tokenizer=")]
+        what = " ".join([r["engine"], r["precision"], *knobs])
+        shape = f"T={r['T']} nets={r['nets']}"
+    elif r["kind"] == "eval":
+        what, shape = f"eval {r['mode']} {r['precision']}", f"{r['nets']} nets, 100 images x 3 epochs"
+    else:
+        what, shape = "meta-grad cosine bf16 vs fp32", f"T={r['T']} nets={r['nets']}"
+    return r["section"], r["model"], what, shape
+
+
+def fmt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def print_table(results: list, title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("section", "model", "what", "size", "s/step", "cpu s", "x unroll", "peak MB", "mem / unroll",
+                "note"):
+        table.add_column(col, justify="left" if col in ("section", "model", "what", "size", "note") else "right")
+    for r in results:
+        note = r.get("skipped") or r.get("error") or r.get("note", "")
+        if r["kind"] == "cosine" and "cosine" in r:
+            note = f"cosine {r['cosine']:.4f}"
+        if "bf16_speedup" in r:
+            note = f"{r['bf16_speedup']:.2f}x the same engine in fp32"
+        table.add_row(*describe(r), fmt(r.get("seconds"), ".3f"), fmt(r.get("cpu_seconds"), ".3f"),
+                      fmt(r.get("speedup"), ".2f"),
+                      fmt(r.get("peak_mb"), ".1f"), fmt(r.get("memory_ratio"), ".2f"), note)
+    Console(width=200).print(table)
