@@ -136,14 +136,14 @@ def test_a_checkpoint_from_another_config_is_refused(tmp_path):
 
 
 def test_a_full_disk_is_one_line(monkeypatch, tmp_path):
-    from dd_runner.runtime import artefacts
+    from dd_runner.core import files
 
     def full(path, payload):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(artefacts, "_atomic_write", full)
+    monkeypatch.setattr(files, "_atomic_write", full)
     with pytest.raises(RunError, match="No space left on device; free some space or choose another output_dir"):
-        artefacts.write_json(tmp_path / "metrics.json", {"a": 1})
+        files.write_json(tmp_path / "metrics.json", {"a": 1})
 
 
 def test_out_of_memory_suggests_the_recompute_engine():
