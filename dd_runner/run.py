@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
 from dd_runner.config.validate import validate
+from dd_runner.config.validate_numbers import check_against_data
 from dd_runner.core.device import Precision, resolve_device
 from dd_runner.core.errors import RunError
 from dd_runner.core.files import save_tensors, write_json
@@ -89,6 +90,7 @@ def build_context(cfg, out: Path, tracker, checkpoints, resuming: bool = False) 
     device = resolve_device(cfg.device)
     precision = Precision(cfg.precision, device)
     data = load_data(cfg.dataset, cfg.model)
+    check_against_data(cfg, data)  # budgets the split cannot fill: one line before anything runs
     learner = build_learner(cfg.model, data, device, precision, cfg.distill)
     inits = InitSampler(cfg.init, learner, cfg.seed) if cfg.mode in ("distill", "baselines") else None
     return RunContext(cfg, out, device, precision, data, learner, inits=inits, tracker=tracker,
