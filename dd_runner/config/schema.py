@@ -48,8 +48,9 @@ class ModelConfig:
     arch: str = MISSING  # registered builder (dd_runner.models.ARCHS)
     modality: str = "image"  # image | text: which datasets the model can take
     weight_init: str = "xavier"  # the distribution p(theta) networks are drawn from: xavier | kaiming | default
-    width: int = 128  # convnet: channels per conv layer
+    width: int = 128  # convnet: channels per conv layer; mlp: units per hidden layer
     depth: int = 3  # convnet: conv blocks
+    norm: Optional[str] = None  # alexnet, vgg11, resnet18: instance | batch | none (their YAML sets the papers')
     name_or_path: Optional[str] = None  # hub id or local directory of a pretrained transformer
     tokenizer: Optional[str] = None  # hub id or local directory; defaults to name_or_path
     pretrained: bool = True  # transformers: load pretrained body weights (false: random weights)

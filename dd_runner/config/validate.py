@@ -59,6 +59,7 @@ def validate(cfg) -> None:
         raise ConfigError(f"eval.lr_grid={list(cfg.eval.lr_grid)} must be a non-empty list of positive lrs")
 
     _check_method(cfg)
+    _check_norm(cfg)
     if cfg.model.modality != cfg.dataset.modality:
         raise ConfigError(f"model={cfg.model.name} takes {cfg.model.modality} data but dataset={cfg.dataset.name} "
                           f"is {cfg.dataset.modality}; choose a {cfg.dataset.modality} model")
@@ -88,3 +89,21 @@ def _check_method(cfg) -> None:
         if not m.experts and cfg.mode == "distill":
             raise ConfigError("method=trajectory_matching needs method.experts=DIR: train experts with "
                               "`dd-run mode=experts` (same dataset and model), then pass <its run dir>/experts")
+
+
+NORMED_ARCHS = ("alexnet", "vgg11", "resnet18")
+
+
+def _check_norm(cfg) -> None:
+    """model.norm: which layer the benchmark architectures normalise with, where it means something."""
+    norm = cfg.model.norm
+    if norm is None:
+        return
+    if cfg.model.arch not in NORMED_ARCHS:
+        raise ConfigError(f"model.norm={norm} has no effect on model={cfg.model.name}: it chooses the normalisation "
+                          f"of {', '.join(NORMED_ARCHS)}")
+    _one_of("model.norm", norm, ("instance", "batch", "none"))
+    if norm == "batch" and cfg.method.name == "performance_matching" and cfg.mode == "distill":
+        raise ConfigError("method=performance_matching differentiates the real loss of the trained network, which "
+                          "batch norm evaluates with running statistics it updates in place (no gradient flows "
+                          "through them): use model.norm=instance, or a matching method")
