@@ -5,15 +5,13 @@ has no normalisation (model.norm=none); instance or batch norm after each convol
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
-from dd_runner.models.zoo.common import build_image_learner, feature_size, norm_layer
+from dd_runner.models.zoo.common import FeaturesThenLinear, build_image_learner, norm_layer
 
 
-class AlexNet(nn.Module):
+class AlexNet(FeaturesThenLinear):
     def __init__(self, example_shape, num_classes: int, norm: str = "none"):
-        super().__init__()
         channels, height = example_shape[0], example_shape[1]
         layers, previous = [], channels
         plan = [(128, 5, 4 if height == 28 else 2, True), (192, 5, 2, True), (256, 3, 1, False),
@@ -22,12 +20,7 @@ class AlexNet(nn.Module):
             layers += [nn.Conv2d(previous, width, kernel, padding=padding), norm_layer(norm, width), nn.ReLU()]
             layers += [nn.MaxPool2d(2)] if pool else []
             previous = width
-        self.features = nn.Sequential(*layers)
-        self.classifier = nn.Linear(feature_size(self.features, example_shape), num_classes)
-
-    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
-        h = self.features(x).flatten(1)
-        return h if return_features else self.classifier(h)
+        super().__init__(nn.Sequential(*layers), example_shape, num_classes)
 
 
 def build_alexnet(model_cfg, data, device, precision, distill_cfg=None):

@@ -44,6 +44,20 @@ def feature_size(features: nn.Module, example_shape: Sequence[int]) -> int:
     return size
 
 
+class FeaturesThenLinear(nn.Module):
+    """A feature extractor, flattened, then a linear classifier sized for the example shape; the flattened
+    features are the penultimate ones (distribution matching, coresets)."""
+
+    def __init__(self, features: nn.Module, example_shape: Sequence[int], num_classes: int):
+        super().__init__()
+        self.features = features
+        self.classifier = nn.Linear(feature_size(features, example_shape), num_classes)
+
+    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+        h = self.features(x).flatten(1)
+        return h if return_features else self.classifier(h)
+
+
 def _batch_norms(module: nn.Module):
     return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 

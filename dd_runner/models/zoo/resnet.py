@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dd_runner.models.zoo.common import build_image_learner, feature_size, norm_layer
+from dd_runner.models.zoo.common import FeaturesThenLinear, build_image_learner, norm_layer
 
 
 class BasicBlock(nn.Module):
@@ -29,21 +29,15 @@ class BasicBlock(nn.Module):
         return F.relu(self.norm2(self.conv2(out)) + self.shortcut(x))
 
 
-class ResNet(nn.Module):
+class ResNet(FeaturesThenLinear):
     def __init__(self, example_shape, num_classes: int, norm: str = "instance", blocks=(2, 2, 2, 2)):
-        super().__init__()
         stem = [nn.Conv2d(example_shape[0], 64, 3, padding=1, bias=False), norm_layer(norm, 64), nn.ReLU()]
         stages, previous = [], 64
         for i, (width, count) in enumerate(zip((64, 128, 256, 512), blocks)):
             for j in range(count):
                 stages.append(BasicBlock(previous, width, 2 if i > 0 and j == 0 else 1, norm))
                 previous = width
-        self.features = nn.Sequential(*stem, *stages, nn.AvgPool2d(4))
-        self.classifier = nn.Linear(feature_size(self.features, example_shape), num_classes)
-
-    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
-        h = self.features(x).flatten(1)
-        return h if return_features else self.classifier(h)
+        super().__init__(nn.Sequential(*stem, *stages, nn.AvgPool2d(4)), example_shape, num_classes)
 
 
 def build_resnet18(model_cfg, data, device, precision, distill_cfg=None):

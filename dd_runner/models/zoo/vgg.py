@@ -5,17 +5,15 @@ padding in the first convolution, so five poolings end on a 1x1 map."""
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
-from dd_runner.models.zoo.common import build_image_learner, feature_size, norm_layer
+from dd_runner.models.zoo.common import FeaturesThenLinear, build_image_learner, norm_layer
 
 VGG11 = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
 
 
-class VGG(nn.Module):
+class VGG(FeaturesThenLinear):
     def __init__(self, example_shape, num_classes: int, norm: str = "instance", plan=VGG11):
-        super().__init__()
         previous, height, layers = example_shape[0], example_shape[1], []
         for i, width in enumerate(plan):
             if width == "M":
@@ -24,12 +22,7 @@ class VGG(nn.Module):
             padding = 3 if i == 0 and height == 28 else 1
             layers += [nn.Conv2d(previous, width, 3, padding=padding), norm_layer(norm, width), nn.ReLU()]
             previous = width
-        self.features = nn.Sequential(*layers)
-        self.classifier = nn.Linear(feature_size(self.features, example_shape), num_classes)
-
-    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
-        h = self.features(x).flatten(1)
-        return h if return_features else self.classifier(h)
+        super().__init__(nn.Sequential(*layers), example_shape, num_classes)
 
 
 def build_vgg11(model_cfg, data, device, precision, distill_cfg=None):
