@@ -172,10 +172,14 @@ class EvalConfig:
     tune_nets: int = 2  # nets per lr when tuning a baseline's fixed lr on the validation split
     full_data_nets: int = 1  # networks trained on the full training split for the ceiling
     schedule: str = "distilled"  # distilled: steps x epochs GD steps with the set's lrs | train: see below
-    train_epochs: int = 300  # schedule=train: epochs of minibatch SGD over the set (DC / DM / MTT protocol)
+    train_epochs: Optional[int] = None  # schedule=train: epochs of minibatch SGD over the set (None: 1000 with
+    # eval.augment=dsa, the papers' DSA protocol, else 300)
     train_batch: int = 256  # schedule=train: minibatch size
     train_momentum: float = 0.9  # schedule=train: SGD momentum (the lr is tuned on validation)
     train_weight_decay: float = 0.0005
+    augment: Optional[str] = None  # none | dsa: transforms of the sets while networks train on them (None: augment.name)
+    models: List[str] = field(default_factory=list)  # model options the set is also evaluated on (columns)
+    cross_baselines: bool = False  # evaluate the baselines on eval.models too
 
 
 @dataclass

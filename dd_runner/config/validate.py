@@ -46,6 +46,8 @@ def validate(cfg) -> None:
     _one_of("distill.optimizer", cfg.distill.optimizer, ("adam", "sgd"))
     _one_of("eval.schedule", cfg.eval.schedule, ("distilled", "train"))
     _one_of("augment.name", cfg.augment.name, ("none", "dsa"))
+    if cfg.eval.augment is not None:
+        _one_of("eval.augment", cfg.eval.augment, ("none", "dsa"))
     for name in cfg.eval.baselines:
         _one_of("eval.baselines entry", name, BASELINE_NAMES)
     if cfg.mode == "baselines" and not cfg.eval.baselines:
@@ -60,12 +62,16 @@ def validate(cfg) -> None:
 
     _check_method(cfg)
     _check_norm(cfg)
+    _check_eval_models(cfg)
     if cfg.model.modality != cfg.dataset.modality:
         raise ConfigError(f"model={cfg.model.name} takes {cfg.model.modality} data but dataset={cfg.dataset.name} "
                           f"is {cfg.dataset.modality}; choose a {cfg.dataset.modality} model")
     if cfg.labels.type == "teacher" and not cfg.labels.teacher:
         raise ConfigError("labels=teacher needs labels.teacher=PATH: a model.safetensors from `dd-run mode=train` "
                           "with the same model config")
+    if cfg.eval.augment not in (None, "none") and cfg.dataset.modality != "image":
+        raise ConfigError(f"eval.augment={cfg.eval.augment} transforms images; dataset={cfg.dataset.name} is "
+                          f"{cfg.dataset.modality}: use eval.augment=none")
     if cfg.augment.name != "none" and cfg.dataset.modality != "image":
         raise ConfigError(f"augment={cfg.augment.name} transforms images; dataset={cfg.dataset.name} is "
                           f"{cfg.dataset.modality}: use augment=none")
@@ -107,3 +113,20 @@ def _check_norm(cfg) -> None:
         raise ConfigError("method=performance_matching differentiates the real loss of the trained network, which "
                           "batch norm evaluates with running statistics it updates in place (no gradient flows "
                           "through them): use model.norm=instance, or a matching method")
+
+
+def _check_eval_models(cfg) -> None:
+    """eval.models: image model options; a text set lives in its own model's embedding space."""
+    from dd_runner.config.model_options import model_config
+
+    if not cfg.eval.models:
+        return
+    if cfg.dataset.modality != "image":
+        raise ConfigError(f"eval.models evaluates the set on other networks, but a {cfg.dataset.modality} set is a "
+                          f"sequence of input embeddings of model={cfg.model.name}, which no other network reads: "
+                          "leave eval.models empty")
+    for option in cfg.eval.models:
+        other = model_config(option)
+        if other.modality != "image":
+            raise ConfigError(f"eval.models entry {option} is a {other.modality} model; dataset={cfg.dataset.name} "
+                              "holds images: name image models (mlp, lenet, convnet, alexnet, vgg11, resnet18)")
