@@ -3,9 +3,11 @@ architecture with eval.models) and the W&B table, each saying which protocol pro
 
 from __future__ import annotations
 
+import sys
 from typing import Dict, List
 
 from rich import get_console
+from rich.console import Console
 
 from dd_runner.core.progress import print_table, results_table
 from dd_runner.eval.cross_arch import arch_columns, random_init_note
@@ -37,8 +39,9 @@ def show_results(ctx, synth, rows: List[Row], metrics: Dict[str, float]) -> None
                                       if archs else ""]))
     title = (f"{cfg.dataset.name} x {cfg.model.name}, init={cfg.init.mode}, labels={cfg.labels.type}: "
              f"{synth.steps} steps x {synth.epochs} epochs of {synth.examples_per_step} examples")
-    print_table(results_table(rows, title, archs, own=f"{cfg.model.name} (distilled on)", caption=caption))
-    get_console().print(cost_text(metrics, ctx.device), soft_wrap=True)
+    console = get_console() if sys.stdout.isatty() else Console(width=200)  # a log file gets whole rows
+    print_table(results_table(rows, title, archs, own=f"{cfg.model.name} (distilled on)", caption=caption), console)
+    console.print(cost_text(metrics, ctx.device), soft_wrap=True)
     columns = list(STATS) + (["ppl_mean", "ppl_std"] if lm else [])
     header = ["setting", *columns, *(f"{a}/{c}" for a in archs for c in STATS)]
     table = []
