@@ -99,6 +99,7 @@ CASES = [
     ("ipc beyond a class, random real baseline", ["eval.baselines=[random_real]", "distill.steps=1", "distill.ipc=700"], 2,
      "distill.ipc=700 is out of range for eval.baselines entry random_real: it must be in [1, 649]"),
     ("unknown engine", ["distill.engine=unrol"], 2, "unknown distill.engine 'unrol' (did you mean 'unroll'?)"),
+    ("unknown evaluation architecture", ["eval.models=[resnet]"], 2, "unknown eval.models entry 'resnet' (did you mean 'resnet18'?)"),
     ("sweep without -m", ["seed=0,1"], 2, "seed=0,1 is a sweep: add -m"),
     ("pretrained without checkpoint", ["init=pretrained"], 2, "init=pretrained needs init.checkpoint=PATH"),
     ("empty split", ["dataset.test_split=\"test[9000:100]\""], 2, "dataset.test_split='test[9000:100]' selects no rows"),
@@ -117,6 +118,8 @@ CASES = [
     ("unwritable output directory", unwritable_output, 1, "cannot create the output directory"),
     # text
     ("image model on text", ["dataset=agnews_offline"], 2, "model=lenet takes image data but dataset=agnews is text"),
+    ("other architectures for a text set", ["dataset=agnews_offline", "model=bert", "eval.models=[mlp]"], 2,
+     "a text set is a sequence of input embeddings of model=bert, which no other network reads: leave eval.models empty"),
     ("attention labels on images", ["labels.attention=cls"], 2, "labels.attention=cls needs a text classification dataset"),
     ("logit matching on a classifier", ["method=logit_match"], 2, "method=logit_match matches next-token distributions"),
     ("teacher labels for a language model", ["dataset=english_quotes_offline", "model=gpt_neo", "labels=teacher",

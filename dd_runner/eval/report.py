@@ -20,6 +20,7 @@ from dd_runner.core.seeding import generator
 from dd_runner.eval.baselines import SELECTORS, ClassPool
 from dd_runner.eval.cross_arch import Candidate, cross_architecture
 from dd_runner.eval.judge import Judge, Row
+from dd_runner.eval.results import protocol_text
 from dd_runner.eval.protocol import summary
 from dd_runner.methods.context import RunContext
 
@@ -32,7 +33,13 @@ def evaluate(ctx: RunContext, synth, distilled: bool = True) -> Tuple[Dict[str, 
     if ctx.data.task == "language_modeling":  # perplexity, and baselines without classes
         from dd_runner.eval.lm_report import evaluate_lm
 
-        return evaluate_lm(ctx, synth, distilled)
+        metrics, rows = evaluate_lm(ctx, synth, distilled)
+    else:
+        metrics, rows = evaluate_classification(ctx, synth, distilled)
+    return {**metrics, "eval/protocol": protocol_text(ctx.cfg)}, rows
+
+
+def evaluate_classification(ctx: RunContext, synth, distilled: bool = True) -> Tuple[Dict[str, float], List[Row]]:
     e = ctx.cfg.eval
     judge = Judge(ctx, synth)
     learned = synth.lrs().detach() if distilled and synth.raw_lrs.requires_grad else None
