@@ -114,7 +114,8 @@ def main() -> None:
         quick = {"distill.iterations": "2", "method.max_start_epoch": "1"}  # quick experts have 3 epochs
         return [f"{k}={quick[k]}" if (k := o.split("=")[0]) in quick else o for o in BUDGETS[name]]
 
-    table = Table(title="Method families on the offline MNIST split (random init, eval.schedule=train)")
+    table = Table(title="Method families on the offline MNIST split (random init, eval.schedule=train, "
+                        f"eval.augment={args.eval_augment})")
     cross = Table(title=f"The same sets on other architectures ({', '.join(args.eval_models)})")
     for col in ("distilled on", "ipc", "set", *args.eval_models, "s / iteration", "peak MB (distill / eval)"):
         cross.add_column(col, justify="left" if col in ("distilled on", "set") else "right")
