@@ -53,9 +53,8 @@ def cross_architecture(ctx: RunContext, synth, main: Judge, candidates: List[Can
     for option in e.models:
         if option == ctx.cfg.model.name:  # the distillation architecture: the run's own figures
             for c in candidates:
-                own = rows[c.row]
-                main.metrics.update({f"{c.prefix}/{option}/{k}": v for k, v in own.items()
-                                     if not isinstance(v, (str, dict))})
+                own = {k: v for k, v in rows[c.row].items() if k != "archs"}
+                main.metrics.update({f"{c.prefix}/{option}/{k}": v for k, v in own.items() if not isinstance(v, str)})
                 rows[c.row].setdefault("archs", {})[option] = own
             continue
         log.info("evaluating on %s (%d random inits, lr tuned on validation)", option, e.nets)
