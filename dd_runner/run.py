@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
 from dd_runner.config.validate import validate
+from dd_runner.config.validate_numbers import check_against_data
 from dd_runner.core.device import Precision, resolve_device
 from dd_runner.core.errors import RunError
 from dd_runner.core.files import save_tensors, write_json
-from dd_runner.core.progress import print_table, results_table
+from dd_runner.core.memory import PeakMemory
 from dd_runner.core.seeding import derive_seed, seed_everything
 from dd_runner.data import load_data
+from dd_runner.eval.protocol import resolve_protocol
 from dd_runner.methods.context import RunContext
 from dd_runner.models import build_learner
 from dd_runner.models.inits import InitSampler
@@ -51,6 +53,7 @@ def run(cfg, output_dir: Optional[str] = None, resume_overrides: Sequence[str] =
     if explicit_resume:
         cfg = resumed_config(cfg, resume_overrides)
     validate(cfg)
+    resolve_protocol(cfg)  # eval.augment, eval.train_epochs: recorded in config.yaml as they ran
     hydra_dir, group, name = hydra_job()
     out = Path(output_dir or cfg.output_dir or hydra_dir or
                Path("outputs/runs") / datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f"))
@@ -86,9 +89,11 @@ def run(cfg, output_dir: Optional[str] = None, resume_overrides: Sequence[str] =
 
 def build_context(cfg, out: Path, tracker, checkpoints, resuming: bool = False) -> RunContext:
     """Data, learner and init sampler of a run: everything a method and the evaluation need."""
+    resolve_protocol(cfg)  # (idempotent) for callers that build a context without run()
     device = resolve_device(cfg.device)
     precision = Precision(cfg.precision, device)
     data = load_data(cfg.dataset, cfg.model)
+    check_against_data(cfg, data)  # budgets the split cannot fill: one line before anything runs
     learner = build_learner(cfg.model, data, device, precision, cfg.distill)
     inits = InitSampler(cfg.init, learner, cfg.seed) if cfg.mode in ("distill", "baselines") else None
     return RunContext(cfg, out, device, precision, data, learner, inits=inits, tracker=tracker,
@@ -122,7 +127,10 @@ def run_distill(ctx: RunContext) -> Dict[str, float]:
     from dd_runner.methods import METHODS
 
     cfg = ctx.cfg
+    memory = PeakMemory(ctx.device)
+    memory.start()
     distilled = METHODS.get(cfg.method.name)(ctx)
+    distill_peak = memory.peak_total_mb()
     synth = distilled.synth
     save_distilled(ctx.out / "distilled.safetensors", cfg, ctx.data, synth)
     if ctx.data.modality == "image":
@@ -134,9 +142,12 @@ def run_distill(ctx: RunContext) -> Dict[str, float]:
         save_text_view(ctx, synth)
 
     start = time.perf_counter()
+    memory.start()
     metrics, rows = evaluate(ctx, synth)
     metrics.update({
         "distill/seconds": distilled.seconds, "distill/iterations": distilled.iterations,
+        "distill/seconds_per_iteration": distilled.seconds / max(1, distilled.iterations),
+        "distill/peak_memory_mb": distill_peak, "eval/peak_memory_mb": memory.peak_total_mb(),
         "distill/final_loss": distilled.final_loss, "distill/kept_iteration": distilled.kept_iteration,
         "eval/seconds": time.perf_counter() - start, "seed": cfg.seed, **distilled.metrics,
     })
@@ -152,20 +163,19 @@ def run_baselines(ctx: RunContext) -> Dict[str, float]:
 
     synth = make_synthetic(ctx.cfg, ctx.data, ctx.learner, ctx.cfg.seed)  # the budget; its data is not used
     start = time.perf_counter()
+    memory = PeakMemory(ctx.device)
+    memory.start()
     metrics, rows = evaluate(ctx, synth, distilled=False)
-    metrics.update({"eval/seconds": time.perf_counter() - start, "seed": ctx.cfg.seed})
+    metrics.update({"eval/seconds": time.perf_counter() - start, "eval/peak_memory_mb": memory.peak_total_mb(),
+                    "seed": ctx.cfg.seed})
     return report_results(ctx, synth, metrics, rows)
 
 
 def report_results(ctx: RunContext, synth, metrics: Dict[str, float], rows) -> Dict[str, float]:
     """The results table on the console and W&B, the test and baseline figures as W&B metrics."""
-    cfg = ctx.cfg
-    print_table(results_table(rows, f"{cfg.dataset.name} x {cfg.model.name}, init={cfg.init.mode}, "
-                                    f"labels={cfg.labels.type}: {synth.steps} steps x {synth.epochs} epochs "
-                                    f"of {synth.examples_per_step} examples"))
-    columns = ["acc_mean", "acc_std", "n_nets", "lr"] + (["ppl_mean", "ppl_std"] if ctx.data.task == "language_modeling" else [])
-    ctx.tracker.log_table("results", ["setting", *columns],
-                          [[n, *(str(m.get(c, "")) if c == "lr" else m.get(c) for c in columns)] for n, m in rows])
+    from dd_runner.eval.results import show_results
+
+    show_results(ctx, synth, rows, metrics)
     ctx.tracker.log({k: v for k, v in metrics.items() if k.startswith(("test/", "baselines/"))})
     return metrics
 

@@ -15,6 +15,14 @@ disk is reused only if it ran with the same settings; other settings need anothe
     python scripts/compare_methods.py --models convnet --ipc 10 --methods gm --baselines &
     python scripts/compare_methods.py --models convnet --ipc 10 --methods --baselines herding kmeans &
 
+The papers' protocol (DSA while evaluation networks train, 1,000 epochs, and the set also evaluated on
+other architectures, each with its own tuned lr; baselines too) is
+
+    python scripts/compare_methods.py --eval-augment dsa --eval-models convnet mlp lenet alexnet resnet18
+
+which adds a table with a column per architecture; every table names its protocol. Each cell also reports
+its cost: seconds per outer iteration and peak memory (CUDA max allocated, or peak RSS on a CPU).
+
 On a CPU with AVX512-BF16 or AMX, `-- precision=bf16` trains ConvNets 1.7-2.1x faster at the same accuracy
 (ConvNet, 1 per class, random real: 60.0 +- 1.4% in both precisions).
 
@@ -82,6 +90,10 @@ def main() -> None:
     parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--baselines", nargs="*", default=BASELINES, choices=BASELINES,
                         help="the baseline cells to run (none: only those already run are shown)")
+    parser.add_argument("--eval-augment", choices=["none", "dsa"], default="none",
+                        help="eval.augment of every cell, methods and baselines alike (dsa: the papers' protocol)")
+    parser.add_argument("--eval-models", nargs="*", default=[],
+                        help="eval.models of every cell: architectures the sets are also evaluated on")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the pipeline, not the figures")
     parser.add_argument("--out", default="outputs/compare_methods")
     parser.add_argument("overrides", nargs="*", help="dd-run overrides for every run, applied last (after --)")
@@ -90,6 +102,9 @@ def main() -> None:
     root = Path(args.out)
     common = ["dataset=mnist_offline", "init=random", "logger=none", "eval.schedule=train", "eval.nets=20",
               "eval.val_nets=4", "eval.tune_nets=2", "eval.lr_grid=[0.003,0.01,0.03,0.1]"]
+    common += [f"eval.augment={args.eval_augment}"]  # the same for every cell: not each method's own augment
+    if args.eval_models:
+        common += [f"eval.models=[{','.join(args.eval_models)}]", "eval.cross_baselines=true"]
     if args.quick:
         common += ["eval.nets=2", "eval.train_epochs=5", "eval.lr_grid=[0.01]", "eval.tune_nets=1"]
 
@@ -99,7 +114,12 @@ def main() -> None:
         quick = {"distill.iterations": "2", "method.max_start_epoch": "1"}  # quick experts have 3 epochs
         return [f"{k}={quick[k]}" if (k := o.split("=")[0]) in quick else o for o in BUDGETS[name]]
 
-    table = Table(title="Method families on the offline MNIST split (random init, eval.schedule=train)")
+    table = Table(title="Method families on the offline MNIST split (random init, eval.schedule=train, "
+                        f"eval.augment={args.eval_augment})")
+    cross = Table(title=f"The same sets on other architectures ({', '.join(args.eval_models)})")
+    for col in ("distilled on", "ipc", "set", *args.eval_models, "s / iteration", "peak MB (distill / eval)"):
+        cross.add_column(col, justify="left" if col in ("distilled on", "set") else "right")
+    protocol = ""
     for col in ("model", "ipc", *(METHODS[m][0] for m in args.methods), *BASELINES):
         table.add_column(col, justify="left" if col == "model" else "right")
     for model in args.models:
@@ -118,6 +138,10 @@ def main() -> None:
                 overrides = [*common, *METHODS[name][1], *layout, *budget(name), *extra, "eval.baselines=[]", *args.overrides]
                 m = dd_run([f"model={model}", *overrides], root / f"{model}-ipc{ipc}-{name}", console)
                 cells.append(f"{pct(m, 'test')}\n{m['distill/seconds']:.0f} s")
+                protocol = m.get("eval/protocol", protocol)
+                cross.add_row(model, str(ipc), METHODS[name][0], *(pct(m, f"test/{a}") for a in args.eval_models),
+                              f"{m.get('distill/seconds_per_iteration', float('nan')):.3g}",
+                              f"{m.get('distill/peak_memory_mb', float('nan')):,.0f} / {m.get('eval/peak_memory_mb', float('nan')):,.0f}")
                 console.print(f"{model} ipc={ipc} {name}: {pct(m, 'test')} ({time.perf_counter() - start:.0f} s)")
             baselines = {}
             for b in BASELINES:  # the budget only: the layout of the DC / DM / MTT cells
@@ -127,9 +151,15 @@ def main() -> None:
                     m = dd_run([f"model={model}", *common, "mode=baselines", "distill.steps=1", f"distill.ipc={ipc}",
                                 f"eval.baselines=[{b}]", *args.overrides], cell, console)
                 baselines[b] = pct(m, f"baselines/{b}") if m else "-"
+                if m:
+                    cross.add_row(model, str(ipc), b, *(pct(m, f"baselines/{b}/{a}") for a in args.eval_models),
+                                  "-", f"- / {m.get('eval/peak_memory_mb', float('nan')):,.0f}")
             table.add_row(model, str(ipc), *cells, *baselines.values())
     console.print(table)
     console.print("cells: test accuracy (%) mean ± std over eval.nets unseen initialisations; distillation wall time")
+    if args.eval_models:
+        console.print(cross)
+    console.print(protocol or f"protocol: eval.augment={args.eval_augment}", soft_wrap=True)
 
 
 if __name__ == "__main__":

@@ -75,7 +75,31 @@ CASES = [
     ("ipc 0", ["distill.ipc=0"], 2, "distill.ipc=0 is out of range"),
     ("negative lr", ["distill.lr=-0.01"], 2, "distill.lr=-0.01 is out of range"),
     ("eval.nets 0", ["eval.nets=0"], 2, "eval.nets=0 is out of range"),
+    # numbers the code cannot use: nan, inf, and values outside what each setting means (config/validate_numbers.py)
+    ("nan lr", ["distill.lr=nan"], 2, "distill.lr=nan is out of range: it must be finite and > 0"),
+    ("inf init_lr", ["distill.init_lr=inf"], 2, "distill.init_lr=inf is out of range: it must be finite and > 0"),
+    ("nan in the lr grid", ["eval.lr_grid=[0.1,nan]"], 2, "eval.lr_grid=[0.1, nan] is out of range: it must be finite"),
+    ("nan beta", ["distill.betas=[0.5,nan]"], 2, "distill.betas=[0.5, nan] is out of range: it must be finite and in [0, 1)"),
+    ("nan decay factor", ["distill.decay_factor=nan"], 2, "distill.decay_factor=nan is out of range: it must be finite and in (0, 1]"),
+    ("nan clip", ["distill.clip_grad=nan"], 2, "distill.clip_grad=nan is out of range"),
+    ("momentum 1", ["eval.train_momentum=1.0"], 2, "eval.train_momentum=1.0 is out of range: it must be in [0, 1)"),
+    ("inf weight decay", ["eval.train_weight_decay=inf"], 2, "eval.train_weight_decay=inf is out of range"),
+    ("dropout above 1", ["model.dropout=1.5"], 2, "model.dropout=1.5 is out of range: it must be in [0, 1)"),
+    ("nan KD alpha", ["labels.alpha=nan"], 2, "labels.alpha=nan is out of range: it must be finite and in [0, 1]"),
+    ("inf temperature", ["labels.temperature=inf"], 2, "labels.temperature=inf is out of range"),
+    ("DSA scale under 1", ["augment=dsa", "augment.scale=0.5"], 2, "augment.scale=0.5 is out of range: it must be >= 1"),
+    ("zero std", ["dataset.std=[0.0]"], 2, "dataset.std=[0.0] is out of range: it must be > 0"),
+    ("seed beyond 64 bits", ["seed=100000000000000000000000"], 2, "seed=100000000000000000000000 is out of range"),
+    ("unknown weight init", ["model.weight_init=he"], 2, "unknown model.weight_init 'he'"),
+    ("nan method lr", ["method=gradient_matching", "method.lr_net=nan"], 2, "method.lr_net=nan is out of range"),
+    # budgets the offline split cannot fill (its smallest class has 649 training examples): found once the data is
+    # loaded, before anything runs
+    ("ipc beyond a class, init_from=real", ["distill.init_from=real", "distill.steps=1", "distill.ipc=1000"], 2,
+     "distill.ipc=1000 is out of range for distill.init_from=real: it must be in [1, 649] with distill.steps=1"),
+    ("ipc beyond a class, random real baseline", ["eval.baselines=[random_real]", "distill.steps=1", "distill.ipc=700"], 2,
+     "distill.ipc=700 is out of range for eval.baselines entry random_real: it must be in [1, 649]"),
     ("unknown engine", ["distill.engine=unrol"], 2, "unknown distill.engine 'unrol' (did you mean 'unroll'?)"),
+    ("unknown evaluation architecture", ["eval.models=[resnet]"], 2, "unknown eval.models entry 'resnet' (did you mean 'resnet18'?)"),
     ("sweep without -m", ["seed=0,1"], 2, "seed=0,1 is a sweep: add -m"),
     ("pretrained without checkpoint", ["init=pretrained"], 2, "init=pretrained needs init.checkpoint=PATH"),
     ("empty split", ["dataset.test_split=\"test[9000:100]\""], 2, "dataset.test_split='test[9000:100]' selects no rows"),
@@ -94,6 +118,8 @@ CASES = [
     ("unwritable output directory", unwritable_output, 1, "cannot create the output directory"),
     # text
     ("image model on text", ["dataset=agnews_offline"], 2, "model=lenet takes image data but dataset=agnews is text"),
+    ("other architectures for a text set", ["dataset=agnews_offline", "model=bert", "eval.models=[mlp]"], 2,
+     "a text set is a sequence of input embeddings of model=bert, which no other network reads: leave eval.models empty"),
     ("attention labels on images", ["labels.attention=cls"], 2, "labels.attention=cls needs a text classification dataset"),
     ("logit matching on a classifier", ["method=logit_match"], 2, "method=logit_match matches next-token distributions"),
     ("teacher labels for a language model", ["dataset=english_quotes_offline", "model=gpt_neo", "labels=teacher",
@@ -161,3 +187,58 @@ def test_a_relative_data_path_is_shown_as_resolved(tmp_path, monkeypatch):
     assert str(tmp_path.parent.resolve() / "shared" / "data" / "mnist") in shown
     assert "DD_RUNNER_SHARED_DATA" in shown
     assert local_path(tmp_path) == str(tmp_path)
+
+
+def _numeric_keys():
+    """Every int / float (or list of them) setting of the schema, as 'group.key'."""
+    import dataclasses
+    import typing
+
+    from dd_runner.config import schema
+
+    groups = {f.name: f.type for f in dataclasses.fields(schema.Config)}
+    hints = typing.get_type_hints(schema.Config)
+    classes = [("", schema.Config)] + [(f"{name}.", hints[name]) for name in groups if dataclasses.is_dataclass(hints[name])]
+    classes += [(f"{name}.", cls) for name, cls in schema.GROUP_SCHEMAS.items()]
+    classes += [("method.", cls) for cls in schema.METHOD_SCHEMAS.values()]
+    keys = set()
+    for prefix, cls in classes:
+        for f, t in typing.get_type_hints(cls).items():
+            text = str(t)
+            if not dataclasses.is_dataclass(t) and ("int" in text or "float" in text) and "Dict" not in text:
+                keys.add(prefix + f)
+    return sorted(keys)
+
+
+def test_every_numeric_setting_has_a_range():
+    """A numeric key added to the schema must say which values the code can use (no silent nan / inf)."""
+    from dd_runner.config.validate_numbers import METHOD_RANGES, RANGES
+
+    keys = _numeric_keys()
+    assert "distill.lr" in keys and "method.lr_net" in keys and "seed" in keys
+    assert [k for k in keys if k not in RANGES and k not in METHOD_RANGES] == []
+
+
+@pytest.mark.parametrize("key, extra", [
+    ("distill.momentum", []), ("train.lr", []), ("experts.lr", []), ("augment.rotate", ["augment=dsa"]),
+    ("labels.init_scale", []), ("labels.attention_weight", []), ("dataset.mean", []),
+    ("method.lr_net", ["method=gradient_matching"]), ("augment.contrast", ["augment=dsa"]),
+])
+def test_nan_and_inf_are_refused_everywhere(key, extra):
+    """Beyond the dd-run cases above: nan and inf in any float setting (ints cannot hold them) are one
+    ConfigError naming it."""
+    from omegaconf import ListConfig, OmegaConf, open_dict
+
+    from dd_runner.config.validate import validate
+    from dd_runner.core.errors import ConfigError
+
+    from conftest import compose_cfg
+
+    for bad in (float("nan"), float("inf")):
+        cfg = compose_cfg(["dataset=mnist_offline", *extra])
+        with open_dict(cfg):
+            current = OmegaConf.select(cfg, key)
+            OmegaConf.update(cfg, key, [bad] if isinstance(current, ListConfig) else bad, force_add=True)
+        with pytest.raises(ConfigError, match=f"^{key}="):
+            validate(cfg)
+

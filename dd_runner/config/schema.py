@@ -48,8 +48,9 @@ class ModelConfig:
     arch: str = MISSING  # registered builder (dd_runner.models.ARCHS)
     modality: str = "image"  # image | text: which datasets the model can take
     weight_init: str = "xavier"  # the distribution p(theta) networks are drawn from: xavier | kaiming | default
-    width: int = 128  # convnet: channels per conv layer
+    width: int = 128  # convnet: channels per conv layer; mlp: units per hidden layer
     depth: int = 3  # convnet: conv blocks
+    norm: Optional[str] = None  # alexnet, vgg11, resnet18: instance | batch | none (their YAML sets the papers')
     name_or_path: Optional[str] = None  # hub id or local directory of a pretrained transformer
     tokenizer: Optional[str] = None  # hub id or local directory; defaults to name_or_path
     pretrained: bool = True  # transformers: load pretrained body weights (false: random weights)
@@ -171,10 +172,14 @@ class EvalConfig:
     tune_nets: int = 2  # nets per lr when tuning a baseline's fixed lr on the validation split
     full_data_nets: int = 1  # networks trained on the full training split for the ceiling
     schedule: str = "distilled"  # distilled: steps x epochs GD steps with the set's lrs | train: see below
-    train_epochs: int = 300  # schedule=train: epochs of minibatch SGD over the set (DC / DM / MTT protocol)
+    train_epochs: Optional[int] = None  # schedule=train: epochs of minibatch SGD over the set (None: 1000 with
+    # eval.augment=dsa, the papers' DSA protocol, else 300)
     train_batch: int = 256  # schedule=train: minibatch size
     train_momentum: float = 0.9  # schedule=train: SGD momentum (the lr is tuned on validation)
     train_weight_decay: float = 0.0005
+    augment: Optional[str] = None  # none | dsa: transforms of the sets while networks train on them (None: augment.name)
+    models: List[str] = field(default_factory=list)  # model options the set is also evaluated on (columns)
+    cross_baselines: bool = False  # evaluate the baselines on eval.models too
 
 
 @dataclass

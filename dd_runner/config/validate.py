@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from dd_runner.config.validate_numbers import check_numbers
 from dd_runner.core.errors import ConfigError, unknown
 
 
@@ -15,18 +16,6 @@ def _one_of(setting: str, value, valid: Iterable[str]) -> None:
     valid = list(valid)
     if value not in valid:
         raise unknown(setting, value, valid)
-
-
-def _positive(cfg, *keys: str, allow_zero: bool = False) -> None:
-    for key in keys:
-        value = cfg
-        for part in key.split("."):
-            value = value[part]
-        if value is None:
-            continue
-        if value < 0 or (value == 0 and not allow_zero):
-            bound = ">= 0" if allow_zero else "> 0"
-            raise ConfigError(f"{key}={value} is out of range: it must be {bound}")
 
 
 def validate(cfg) -> None:
@@ -57,37 +46,32 @@ def validate(cfg) -> None:
     _one_of("distill.optimizer", cfg.distill.optimizer, ("adam", "sgd"))
     _one_of("eval.schedule", cfg.eval.schedule, ("distilled", "train"))
     _one_of("augment.name", cfg.augment.name, ("none", "dsa"))
+    if cfg.eval.augment is not None:
+        _one_of("eval.augment", cfg.eval.augment, ("none", "dsa"))
     for name in cfg.eval.baselines:
         _one_of("eval.baselines entry", name, BASELINE_NAMES)
     if cfg.mode == "baselines" and not cfg.eval.baselines:
         raise ConfigError(f"mode=baselines evaluates eval.baselines, which is empty: name some of {', '.join(BASELINE_NAMES)}")
 
-    _positive(cfg, "distill.steps", "distill.epochs", "distill.ipc", "distill.iterations", "distill.lr",
-              "distill.init_lr", "distill.batch_size", "distill.sample_nets", "distill.clip_grad",
-              "distill.decay_every", "distill.decay_factor", "distill.seq_len", "eval.nets", "eval.batch_size",
-              "eval.val_nets", "eval.tune_nets", "train.epochs", "train.lr", "train.batch_size",
-              "logger.log_every", "dataset.max_length")
-    _positive(cfg, "model.width", "model.depth", "eval.train_epochs", "eval.train_batch", "experts.count",
-              "experts.epochs", "experts.lr", "experts.batch_size", "labels.temperature")
-    _positive(cfg, "distill.recompute_every", "distill.vmap_chunk", "distill.real_chunk", "eval.every",
-              "eval.full_data_nets", "train.weight_decay", "labels.init_scale", "checkpoint.every",
-              allow_zero=True)
-    if cfg.distill.decay_factor > 1:
-        raise ConfigError(f"distill.decay_factor={cfg.distill.decay_factor} must be in (0, 1]")
-    if len(cfg.distill.betas) != 2 or not all(0 <= b < 1 for b in cfg.distill.betas):
+    _one_of("model.weight_init", cfg.model.weight_init, ("xavier", "kaiming", "default", "transformers"))
+    check_numbers(cfg)
+    if len(cfg.distill.betas) != 2:
         raise ConfigError(f"distill.betas={list(cfg.distill.betas)} must be two numbers in [0, 1)")
-    if not cfg.eval.lr_grid or any(lr <= 0 for lr in cfg.eval.lr_grid):
+    if not cfg.eval.lr_grid:
         raise ConfigError(f"eval.lr_grid={list(cfg.eval.lr_grid)} must be a non-empty list of positive lrs")
 
     _check_method(cfg)
+    _check_norm(cfg)
+    _check_eval_models(cfg)
     if cfg.model.modality != cfg.dataset.modality:
         raise ConfigError(f"model={cfg.model.name} takes {cfg.model.modality} data but dataset={cfg.dataset.name} "
                           f"is {cfg.dataset.modality}; choose a {cfg.dataset.modality} model")
     if cfg.labels.type == "teacher" and not cfg.labels.teacher:
         raise ConfigError("labels=teacher needs labels.teacher=PATH: a model.safetensors from `dd-run mode=train` "
                           "with the same model config")
-    if not 0 <= cfg.labels.alpha <= 1:
-        raise ConfigError(f"labels.alpha={cfg.labels.alpha} must be in [0, 1]")
+    if cfg.eval.augment not in (None, "none") and cfg.dataset.modality != "image":
+        raise ConfigError(f"eval.augment={cfg.eval.augment} transforms images; dataset={cfg.dataset.name} is "
+                          f"{cfg.dataset.modality}: use eval.augment=none")
     if cfg.augment.name != "none" and cfg.dataset.modality != "image":
         raise ConfigError(f"augment={cfg.augment.name} transforms images; dataset={cfg.dataset.name} is "
                           f"{cfg.dataset.modality}: use augment=none")
@@ -102,16 +86,47 @@ def validate(cfg) -> None:
 def _check_method(cfg) -> None:
     """Method-specific settings (the method group's schemas carry them)."""
     m = cfg.method
-    if m.name in ("gradient_matching", "distribution_matching"):
-        _positive(cfg, "method.batch_real")
     if m.name == "gradient_matching":
         _one_of("method.distance", m.distance, ("layerwise", "mse"))
-        _positive(cfg, "method.outer_loop", "method.inner_loop", "method.lr_net")
     if m.name == "distribution_matching" and cfg.labels.type in ("soft", "unrestricted"):
         raise ConfigError(f"method=distribution_matching does not use labels, so labels={cfg.labels.type} would "
                           "never be learned; use labels=hard (or labels=teacher for evaluation)")
     if m.name == "trajectory_matching":
-        _positive(cfg, "method.expert_epochs", "method.max_start_epoch")
         if not m.experts and cfg.mode == "distill":
             raise ConfigError("method=trajectory_matching needs method.experts=DIR: train experts with "
                               "`dd-run mode=experts` (same dataset and model), then pass <its run dir>/experts")
+
+
+NORMED_ARCHS = ("alexnet", "vgg11", "resnet18")
+
+
+def _check_norm(cfg) -> None:
+    """model.norm: which layer the benchmark architectures normalise with, where it means something."""
+    norm = cfg.model.norm
+    if norm is None:
+        return
+    if cfg.model.arch not in NORMED_ARCHS:
+        raise ConfigError(f"model.norm={norm} has no effect on model={cfg.model.name}: it chooses the normalisation "
+                          f"of {', '.join(NORMED_ARCHS)}")
+    _one_of("model.norm", norm, ("instance", "batch", "none"))
+    if norm == "batch" and cfg.method.name == "performance_matching" and cfg.mode == "distill":
+        raise ConfigError("method=performance_matching differentiates the real loss of the trained network, which "
+                          "batch norm evaluates with running statistics it updates in place (no gradient flows "
+                          "through them): use model.norm=instance, or a matching method")
+
+
+def _check_eval_models(cfg) -> None:
+    """eval.models: image model options; a text set lives in its own model's embedding space."""
+    from dd_runner.config.model_options import model_config
+
+    if not cfg.eval.models:
+        return
+    if cfg.dataset.modality != "image":
+        raise ConfigError(f"eval.models evaluates the set on other networks, but a {cfg.dataset.modality} set is a "
+                          f"sequence of input embeddings of model={cfg.model.name}, which no other network reads: "
+                          "leave eval.models empty")
+    for option in cfg.eval.models:
+        other = model_config(option)
+        if other.modality != "image":
+            raise ConfigError(f"eval.models entry {option} is a {other.modality} model; dataset={cfg.dataset.name} "
+                              "holds images: name image models (mlp, lenet, convnet, alexnet, vgg11, resnet18)")

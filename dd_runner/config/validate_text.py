@@ -11,8 +11,6 @@ def validate_text(cfg) -> None:
 
     if cfg.labels.attention not in ATTENTION_LABELS:
         raise unknown("labels.attention", cfg.labels.attention, ATTENTION_LABELS)
-    if cfg.labels.attention_weight < 0:
-        raise ConfigError(f"labels.attention_weight={cfg.labels.attention_weight} is out of range: it must be >= 0")
     text, classification = cfg.dataset.modality == "text", cfg.dataset.task == "classification"
     if cfg.labels.attention != "none" and not (text and classification):
         raise ConfigError(f"labels.attention={cfg.labels.attention} needs a text classification dataset and a "

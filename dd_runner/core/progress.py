@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from typing import Dict, Iterator, List, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from rich import get_console
 from rich.console import Console
@@ -29,21 +29,30 @@ def progress(description: str, total: int, completed: int = 0) -> Iterator[Bar]:
         yield Bar(p, p.add_task(description, total=total, completed=completed, info=""))
 
 
-def results_table(rows: List[Tuple[str, Dict[str, float]]], title: str) -> Table:
-    """rows: (name, {"acc_mean", "acc_std", "n_nets", optional "lr", optional "ppl_mean"/"ppl_std"}).
-    Language modelling adds a perplexity column; its accuracy is next-token accuracy."""
+def results_table(rows: List[Tuple[str, Dict[str, float]]], title: str, archs: Sequence[str] = (),
+                  own: str = "", caption: Optional[str] = None) -> Table:
+    """rows: (name, {"acc_mean", "acc_std", "n_nets", optional "lr", optional "ppl_mean"/"ppl_std", optional
+    "archs": {model: the same for another architecture}}). Language modelling adds a perplexity column; its
+    accuracy is next-token accuracy. `archs`: a column each (cross-architecture evaluation), beside the main
+    one of the `own` architecture."""
     ppl = any("ppl_mean" in m for _, m in rows)
-    table = Table(title=title)
+    table = Table(title=title, caption=caption)
     columns = [("", "left"), ("test perplexity", "right")] if ppl else [("", "left")]
-    columns += [("next-token accuracy" if ppl else "test accuracy", "right"), ("nets", "right"), ("lr", "right")]
+    main = "next-token accuracy" if ppl else "test accuracy"
+    columns += [(f"{main}, {own}" if archs else main, "right"), ("nets", "right"), ("lr", "right")]
+    columns += [(arch, "right") for arch in archs]
     for col, justify in columns:
         table.add_column(col, justify=justify)
     for name, m in rows:
-        acc = f"{100 * m['acc_mean']:.2f} ± {100 * m['acc_std']:.2f} %"
         lr = f"{m['lr']:.3g}" if isinstance(m.get("lr"), float) else str(m.get("lr", ""))
         cells = [f"{m['ppl_mean']:.2f} ± {m['ppl_std']:.2f}"] if ppl else []
-        table.add_row(name, *cells, acc, str(m["n_nets"]), lr)
+        others = [_percent(m["archs"][a]) if a in m.get("archs", {}) else "-" for a in archs]
+        table.add_row(name, *cells, _percent(m), str(m["n_nets"]), lr, *others)
     return table
+
+
+def _percent(m: Dict[str, float]) -> str:
+    return f"{100 * m['acc_mean']:.2f} ± {100 * m['acc_std']:.2f} %"
 
 
 def accuracy_cell(metrics: Dict[str, float], prefix: str) -> str:

@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 
 from dd_runner.eval.full_data import full_data_training
-from dd_runner.eval.protocol import accuracies, make_schedule, scores, summary
+from dd_runner.eval.protocol import accuracies, make_augment_each, make_schedule, scores, summary
 from dd_runner.methods.context import RunContext
 
 Row = Tuple[str, Dict[str, float]]
@@ -33,13 +33,16 @@ class Judge:
         self.metrics: Dict[str, float] = {}
         self.rows: List[Row] = []
         self._full: Dict[int, tuple] = {}
+        self.augment = make_augment_each(ctx.cfg)  # eval.augment: the same for the set and every baseline
 
     def schedule(self, x, targets, lrs: Optional[torch.Tensor], lr: Optional[float] = None, extras=None):
         return make_schedule(self.e, self.ctx.cfg.seed, x, targets, self.synth.epochs, lrs=lrs, lr=lr,
-                             teacher=self.synth.teacher, extras=extras)
+                             teacher=self.synth.teacher, extras=extras, augment=self.augment)
 
     def tune_lr(self, x, targets, extras=None) -> float:
         """The fixed lr of the grid with the best validation accuracy (first of equals)."""
+        if len(self.e.lr_grid) == 1:  # nothing to choose: no networks to train
+            return float(self.e.lr_grid[0])
         best_lr, best_acc = None, -1.0
         for lr in self.e.lr_grid:
             accs = accuracies(self.ctx.learner, self.val_nets[: self.e.tune_nets], self.schedule(x, targets, None, lr, extras),

@@ -21,12 +21,12 @@ and training can amplify that into a few test examples of one net).
 from __future__ import annotations
 
 import statistics
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 import torch
 
 from dd_runner.core.distributed import gather, shard
-from dd_runner.core.seeding import generator
+from dd_runner.core.seeding import derive_seed, generator
 from dd_runner.data.bundle import Split
 from dd_runner.models.learner import Learner, Params, Step
 from dd_runner.models.stacked import StackedNets, groups, stack
@@ -119,16 +119,50 @@ def summary(values: Sequence, keys: Sequence[str] = ("acc",)) -> Dict[str, float
     return out
 
 
+def resolve_protocol(cfg) -> None:
+    """Fill in what the evaluation protocol leaves to the run: eval.augment (the method's augment) and
+    eval.train_epochs (the papers' 1,000 with DSA, else 300), so config.yaml records what ran."""
+    e = cfg.eval
+    if e.augment is None:
+        e.augment = cfg.augment.name if cfg.dataset.modality == "image" else "none"
+    if e.train_epochs is None:
+        e.train_epochs = 1000 if e.augment == "dsa" else 300
+
+
+def make_augment_each(cfg) -> Optional[Callable[[torch.Tensor, int], torch.Tensor]]:
+    """eval.augment=dsa: DSA's transforms (augment.* settings) drawn per example, from a seed per minibatch;
+    None for eval.augment=none."""
+    if cfg.eval.augment != "dsa":
+        return None
+    from omegaconf import OmegaConf
+
+    from dd_runner.methods.augment import SiameseAugment
+
+    transform = SiameseAugment(OmegaConf.merge(cfg.augment, {"name": "dsa"}))
+
+    def augment_each(x: torch.Tensor, seed: int) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.cat([transform(x[i:i + 1], derive_seed(seed, i)) for i in range(len(x))])
+
+    return augment_each
+
+
 def make_schedule(eval_cfg, seed: int, x: torch.Tensor, targets: torch.Tensor, epochs: int,
                   lrs: Optional[torch.Tensor] = None, lr: Optional[float] = None, teacher=None,
-                  extras: Optional[Dict[str, torch.Tensor]] = None) -> Schedule:
+                  extras: Optional[Dict[str, torch.Tensor]] = None, augment=None) -> Schedule:
     """The evaluation schedule for a set laid out as (steps, examples, ...): with `lrs` (learned, one per
     unrolled step) under schedule=distilled, else with the fixed `lr`. `extras`: further inputs of the
-    inner loss laid out like x (text: attention labels), or scalars shared by every step."""
+    inner loss laid out like x (text: attention labels), or scalars shared by every step. `augment(x, seed)`
+    (eval.augment) transforms every minibatch as networks train on it: the same draws for every network,
+    so batched and looped evaluation agree (a teacher labels the examples before their transform)."""
     if eval_cfg.schedule == "distilled":
         if lrs is None:
             lrs = torch.full((x.shape[0] * epochs,), float(lr), device=x.device, dtype=x.dtype)
-        return Schedule(fixed_steps(x, targets, lrs, epochs, teacher, extras))
+        fixed = fixed_steps(x, targets, lrs, epochs, teacher, extras)
+        if augment is None:
+            return Schedule(fixed)
+        return Schedule(lambda: (Step(augment(s.x.detach(), derive_seed(seed, "eval-augment", t)), s.y, s.lr, s.extras)
+                                 for t, s in enumerate(fixed)))
     xs, ys = x.flatten(0, 1).detach(), targets.flatten(0, 1).detach()
     extras = {k: v.detach().flatten(0, 1) if v.dim() else v.detach() for k, v in (extras or {}).items()}
     if teacher is not None:  # the teacher labels each example once
@@ -142,6 +176,7 @@ def make_schedule(eval_cfg, seed: int, x: torch.Tensor, targets: torch.Tensor, e
             order = torch.randperm(len(xs), generator=gen).to(xs.device)
             for start in range(0, len(order), eval_cfg.train_batch):
                 idx = order[start:start + eval_cfg.train_batch]
-                yield Step(xs[idx], ys[idx], step_lr, {k: v[idx] if v.dim() else v for k, v in extras.items()})
+                batch = xs[idx] if augment is None else augment(xs[idx], derive_seed(seed, "eval-augment", epoch, start))
+                yield Step(batch, ys[idx], step_lr, {k: v[idx] if v.dim() else v for k, v in extras.items()})
 
     return Schedule(steps, eval_cfg.train_momentum, eval_cfg.train_weight_decay)

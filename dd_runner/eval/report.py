@@ -18,7 +18,9 @@ import torch.nn.functional as F
 from dd_runner.core.progress import progress
 from dd_runner.core.seeding import generator
 from dd_runner.eval.baselines import SELECTORS, ClassPool
+from dd_runner.eval.cross_arch import Candidate, cross_architecture
 from dd_runner.eval.judge import Judge, Row
+from dd_runner.eval.results import protocol_text
 from dd_runner.eval.protocol import summary
 from dd_runner.methods.context import RunContext
 
@@ -31,28 +33,41 @@ def evaluate(ctx: RunContext, synth, distilled: bool = True) -> Tuple[Dict[str, 
     if ctx.data.task == "language_modeling":  # perplexity, and baselines without classes
         from dd_runner.eval.lm_report import evaluate_lm
 
-        return evaluate_lm(ctx, synth, distilled)
+        metrics, rows = evaluate_lm(ctx, synth, distilled)
+    else:
+        metrics, rows = evaluate_classification(ctx, synth, distilled)
+    return {**metrics, "eval/protocol": protocol_text(ctx.cfg)}, rows
+
+
+def evaluate_classification(ctx: RunContext, synth, distilled: bool = True) -> Tuple[Dict[str, float], List[Row]]:
     e = ctx.cfg.eval
     judge = Judge(ctx, synth)
     learned = synth.lrs().detach() if distilled and synth.raw_lrs.requires_grad else None
+    candidates: List[Candidate] = []  # the sets eval.models judges on other architectures too
     with progress("evaluating", total=len(e.baselines) + distilled) as bar:
         if distilled:
-            stats = judge.judge("test", "distilled", synth.data.detach(), synth.all_targets().detach(), learned,
-                                synth.all_extras())
+            x, targets, extras = synth.data.detach(), synth.all_targets().detach(), synth.all_extras()
+            stats = judge.judge("test", "distilled", x, targets, learned, extras)
+            candidates.append(Candidate("test", "distilled", x, targets, extras))
             bar.update(acc=stats["acc_mean"])
 
         hard = F.one_hot(synth.classes, synth.num_classes).to(synth.data.dtype).expand(synth.steps, -1, -1)
         gen = generator(ctx.cfg.seed, "baselines")
         pool = ClassPool(ctx.learner, ctx.data.train, synth.num_classes, judge.features)
+        baselines: List[Candidate] = []
         for name in e.baselines:
             if name == "full_data":
                 accs = [judge.full_network(i)[1]["test/acc"] for i in range(max(1, e.full_data_nets))]
                 judge.record(f"baselines/{name}", name, {**summary(accs), "lr": ctx.cfg.train.lr})
+                baselines.append(Candidate(f"baselines/{name}", name))
                 bar.update()
                 continue
             x = SELECTORS.get(name)(pool, synth.steps, synth.ipc, gen).to(synth.data.device, synth.data.dtype)
             judge.judge(f"baselines/{name}", f"{name} (tuned lr)", x, hard, None)
+            baselines.append(Candidate(f"baselines/{name}", f"{name} (tuned lr)", x, hard))
             if name == "random_real" and learned is not None and e.schedule == "distilled":
                 judge.judge(f"baselines/{name}_learned_lrs", f"{name} (distilled lrs)", x, hard, learned)
             bar.update()
+    if e.models:
+        cross_architecture(ctx, synth, judge, candidates + (baselines if e.cross_baselines else []))
     return judge.metrics, judge.rows

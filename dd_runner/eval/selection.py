@@ -9,7 +9,7 @@ import statistics
 
 import torch
 
-from dd_runner.eval.protocol import accuracies, make_schedule
+from dd_runner.eval.protocol import accuracies, make_augment_each, make_schedule
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +21,7 @@ class ValidationSelection:
         self.every = e.every if e.every is not None else max(1, ctx.cfg.distill.iterations // 10)
         self.keep_best = e.select == "best"
         self.nets = ctx.inits.eval_nets(e.val_nets, purpose="val")
+        self.augment = make_augment_each(ctx.cfg)
         self.best_acc, self.best_iteration = -1.0, 0
         self.best_state = copy.deepcopy(synth.state_dict())
 
@@ -33,7 +34,8 @@ class ValidationSelection:
         with torch.no_grad():  # the evaluation schedule, with the set's own step sizes (no lr tuning here)
             lrs = synth.lrs().detach()
             schedule = make_schedule(e, self.ctx.cfg.seed, synth.data.detach(), synth.all_targets().detach(),
-                                     synth.epochs, lrs=lrs, lr=float(lrs[0]), teacher=synth.teacher)
+                                     synth.epochs, lrs=lrs, lr=float(lrs[0]), teacher=synth.teacher,
+                                     augment=self.augment)
         accs = accuracies(self.ctx.learner, self.nets, schedule, self.ctx.data.val, e.batch_size)
         acc = statistics.fmean(accs)
         if acc > self.best_acc:

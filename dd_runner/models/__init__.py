@@ -11,6 +11,10 @@ from dd_runner.models.learner import Learner, Params, Step  # noqa: F401
 ARCHS = Registry("model architecture")
 ARCHS.add("lenet", "dd_runner.models.lenet:build_lenet")
 ARCHS.add("convnet", "dd_runner.models.convnet:build_convnet")
+ARCHS.add("mlp", "dd_runner.models.zoo.mlp:build_mlp")
+ARCHS.add("alexnet", "dd_runner.models.zoo.alexnet:build_alexnet")
+ARCHS.add("vgg11", "dd_runner.models.zoo.vgg:build_vgg11")
+ARCHS.add("resnet18", "dd_runner.models.zoo.resnet:build_resnet18")
 ARCHS.add("hf_classifier", "dd_runner.models.hf:build_hf_classifier")
 ARCHS.add("hf_causal_lm", "dd_runner.models.hf:build_hf_causal_lm")
 

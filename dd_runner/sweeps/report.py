@@ -61,6 +61,26 @@ def baselines(jobs: Sequence[Job]) -> List[str]:
     return sorted(found, key=lambda b: (BASELINE_ORDER.index(b) if b in BASELINE_ORDER else len(BASELINE_ORDER), b))
 
 
+COSTS = {"distill/seconds_per_iteration": "s / iteration", "distill/peak_memory_mb": "distill MB",
+         "eval/peak_memory_mb": "eval MB"}
+
+
+def architectures(jobs: Sequence[Job]) -> List[str]:
+    """The eval.models architectures the jobs report (test/<model>/acc_mean), in order of appearance."""
+    found = [k.split("/")[1] for j in jobs for k in (j.metrics or {}) if k.startswith("test/") and k.count("/") == 2
+             and k.endswith("/acc_mean")]
+    return list(dict.fromkeys(found))
+
+
+def costs(jobs: Sequence[Job]) -> List[str]:
+    return [k for k in COSTS if any(k in (j.metrics or {}) for j in jobs)]
+
+
+def protocols(jobs: Sequence[Job]) -> List[str]:
+    """The distinct evaluation protocols of the finished jobs (metrics.json's eval/protocol)."""
+    return list(dict.fromkeys(str(j.metrics["eval/protocol"]) for j in jobs if "eval/protocol" in (j.metrics or {})))
+
+
 def common_overrides(jobs: Sequence[Job], swept: Sequence[str]) -> str:
     first = jobs[0].overrides
     return " ".join(f"{k}={v}" for k, v in first.items() if k not in swept)
@@ -101,18 +121,33 @@ def unfinished(setting: Setting) -> str:
     return "; ".join(parts)
 
 
-def table(keys: Sequence[str], settings: Sequence[Setting], metric: str, names: Sequence[str]) -> Table:
-    t = Table(caption="test accuracy in %, mean ± std across seeds; baselines at the same budget")
+def fmt_plain(stats: Tuple[Optional[float], Optional[float], int]) -> str:
+    """A cost cell: the mean across seeds, '—' for none."""
+    return "—" if stats[0] is None else f"{stats[0]:,.3g}" if stats[0] < 100 else f"{stats[0]:,.0f}"
+
+
+def table(keys: Sequence[str], settings: Sequence[Setting], metric: str, names: Sequence[str],
+          archs: Sequence[str] = (), cost_keys: Sequence[str] = (), protocol: str = "") -> Table:
+    caption = "test accuracy in %, mean ± std across seeds; baselines at the same budget"
+    caption += "; on <model>: the distilled set on eval.models architectures" if archs else ""
+    caption += "; cost: mean across seeds" if cost_keys else ""
+    t = Table(caption=caption + (f"\n{protocol}" if protocol else ""))
     for key in keys:
         t.add_column(escape(key))
     t.add_column("seeds", justify="right")
     t.add_column("distilled", justify="right", style="bold")
     t.add_column("val", justify="right")
+    for arch in archs:
+        t.add_column(f"on {escape(arch)}", justify="right")
     for name in names:
         t.add_column(name, justify="right")
+    for key in cost_keys:
+        t.add_column(COSTS[key], justify="right")
     t.add_column("not finished", style="red")
     for s in settings:
-        cells = [fmt(s.stats(m)) for m in (metric, "val/acc_mean", *[f"baselines/{n}/acc_mean" for n in names])]
+        metrics = (metric, "val/acc_mean", *[f"test/{a}/acc_mean" for a in archs],
+                   *[f"baselines/{n}/acc_mean" for n in names])
+        cells = [fmt(s.stats(m)) for m in metrics] + [fmt_plain(s.stats(k)) for k in cost_keys]
         t.add_row(*map(escape, s.values), f"{len(s.finished)}/{len(s.jobs)}", *cells, unfinished(s))
     return t
 
@@ -126,23 +161,42 @@ def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence]) -> No
     tmp.replace(path)
 
 
-def report_rows(keys, settings, metric, names):
+def csv_metrics(metric, names, archs, cost_keys) -> List[str]:
+    """The metrics.json keys of report.csv and jobs.csv, in column order."""
+    cross = [f"baselines/{n}/{a}/acc_mean" for n in names for a in archs]
+    return [metric, "val/acc_mean", *[f"baselines/{n}/acc_mean" for n in names], *[f"test/{a}/acc_mean" for a in archs],
+            *cross, *cost_keys]
+
+
+def column_name(key: str) -> str:
+    """test/mlp/acc_mean -> mlp_acc_mean; baselines/kmeans/acc_mean -> kmeans_acc_mean; distill/x -> distill_x."""
+    parts = key.split("/")
+    if parts[0] in ("test", "baselines") and len(parts) > 2:
+        parts = parts[1:]
+    return "_".join(parts)
+
+
+def report_rows(keys, settings, metric, names, archs=(), cost_keys=()):
     column = metric.replace("/", "_")  # test_acc_mean by default
-    header = [*keys, "jobs", "finished", column, column.removesuffix("_mean") + "_std", "val_acc_mean", "val_acc_std"]
-    header += [f"{n}_acc_{s}" for n in names for s in ("mean", "std")] + ["not_finished"]
+    header = [*keys, "jobs", "finished", column, column.removesuffix("_mean") + "_std"]
+    wanted = csv_metrics(metric, names, archs, cost_keys)
+    for key in wanted[1:]:
+        name = column_name(key)
+        header += [name, name.removesuffix("_mean") + "_std" if name.endswith("_mean") else name + "_std"]
+    header.append("not_finished")
     rows = []
     for s in settings:
         row = [*s.values, len(s.jobs), len(s.finished)]
-        for m in (metric, "val/acc_mean", *[f"baselines/{n}/acc_mean" for n in names]):
+        for m in wanted:
             mean, std, _ = s.stats(m)
             row += [mean, std]
         rows.append(row + [unfinished(s)])
     return header, rows
 
 
-def job_rows(jobs: Sequence[Job], metric: str, names: Sequence[str]):
+def job_rows(jobs: Sequence[Job], metric: str, names: Sequence[str], archs=(), cost_keys=()):
     keys = list(dict.fromkeys(k for j in jobs for k in j.overrides))
-    metrics = [metric, "val/acc_mean", *[f"baselines/{n}/acc_mean" for n in names]]
+    metrics = csv_metrics(metric, names, archs, cost_keys) + ["eval/protocol"]
     header = ["job", "status", "exit_code", *keys, *metrics, "message"]
     rows = [[j.name, j.status, j.exit_code, *[j.overrides.get(k) for k in keys],
              *[(j.metrics or {}).get(m) for m in metrics], (j.failure or {}).get("message", "") if j.status == "failed" else ""]
@@ -224,11 +278,13 @@ def report(sweep_dir: Path, out: Optional[Path] = None, x: Optional[str] = None,
     settings = group(jobs, keys)
     names = baselines(jobs)
     common = common_overrides(jobs, swept)
+    archs, cost_keys, seen = architectures(jobs), costs(jobs), protocols(jobs)
+    protocol = seen[0] if len(seen) == 1 else (f"{len(seen)} evaluation protocols: see jobs.csv" if seen else "")
 
     console = console or Console(width=None if sys.stdout.isatty() else 200)  # a file or pipe gets whole rows
     console.print(f"[bold]{escape(str(sweep_dir))}[/bold]: {len(jobs)} jobs; every job: {escape(common) or '(defaults)'}",
                   soft_wrap=True)
-    console.print(table(keys, settings, metric, names))
+    console.print(table(keys, settings, metric, names, archs, cost_keys, escape(protocol)))
     for job in jobs:
         if job.status == "failed":
             console.print(f"[red]job {escape(job.name)} failed[/red] (exit {job.exit_code}, {escape(job.describe(swept))}): "
@@ -239,8 +295,8 @@ def report(sweep_dir: Path, out: Optional[Path] = None, x: Optional[str] = None,
 
     out = Path(out or sweep_dir)
     out.mkdir(parents=True, exist_ok=True)
-    write_csv(out / "report.csv", *report_rows(keys, settings, metric, names))
-    write_csv(out / "jobs.csv", *job_rows(jobs, metric, names))
+    write_csv(out / "report.csv", *report_rows(keys, settings, metric, names, archs, cost_keys))
+    write_csv(out / "jobs.csv", *job_rows(jobs, metric, names, archs, cost_keys))
     plot(out / "report.png", f"{sweep_dir}: {common}", keys, settings, metric, x or choose_x(keys, settings))
     console.print(f"wrote {out / 'report.csv'}, {out / 'jobs.csv'}, {out / 'report.png'}", soft_wrap=True)
     return settings

@@ -1,0 +1,30 @@
+"""VGG-11 as DC / DSA / DM / MTT use it on 28x28 and 32x32 images: eight 3x3 convolutions (64, M, 128, M,
+256, 256, M, 512, 512, M, 512, 512, M), each followed by instance norm (the papers' default; model.norm=batch
+is their VGG11BN) and ReLU, then a linear classifier on the 512 features. 28x28 inputs get 2 more pixels of
+padding in the first convolution, so five poolings end on a 1x1 map."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from dd_runner.models.zoo.common import FeaturesThenLinear, build_image_learner, norm_layer
+
+VGG11 = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
+
+
+class VGG(FeaturesThenLinear):
+    def __init__(self, example_shape, num_classes: int, norm: str = "instance", plan=VGG11):
+        previous, height, layers = example_shape[0], example_shape[1], []
+        for i, width in enumerate(plan):
+            if width == "M":
+                layers.append(nn.MaxPool2d(2))
+                continue
+            padding = 3 if i == 0 and height == 28 else 1
+            layers += [nn.Conv2d(previous, width, 3, padding=padding), norm_layer(norm, width), nn.ReLU()]
+            previous = width
+        super().__init__(nn.Sequential(*layers), example_shape, num_classes)
+
+
+def build_vgg11(model_cfg, data, device, precision, distill_cfg=None):
+    return build_image_learner("vgg11", model_cfg, data, device, precision,
+                               lambda shape, classes: VGG(shape, classes, model_cfg.norm or "instance"))
