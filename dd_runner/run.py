@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
 from dd_runner.config.validate import validate
-from dd_runner.core.device import Precision, resolve_device
+from dd_runner.core.device import Precision, configure_backends, resolve_device
 from dd_runner.core.errors import RunError
 from dd_runner.core.files import save_tensors, write_json
 from dd_runner.core.progress import print_table, results_table
@@ -63,7 +63,7 @@ def run(cfg, output_dir: Optional[str] = None, resume_overrides: Sequence[str] =
     except OSError as e:
         raise RunError(f"cannot create the output directory {out}: {e.strerror}; choose another output_dir") from None
     seed_everything(cfg.seed)
-    set_deterministic(cfg.deterministic)
+    configure_backends(cfg.deterministic)
     resolve_device(cfg.device)  # fail on device=cuda without CUDA before anything else starts
     tracker = make_tracker(cfg, out, group, name or f"{cfg.dataset.name}-{cfg.model.name}-s{cfg.seed}",
                            run_id=wandb_id(prior))
@@ -93,18 +93,6 @@ def build_context(cfg, out: Path, tracker, checkpoints, resuming: bool = False) 
     inits = InitSampler(cfg.init, learner, cfg.seed) if cfg.mode in ("distill", "baselines") else None
     return RunContext(cfg, out, device, precision, data, learner, inits=inits, tracker=tracker,
                       checkpoints=checkpoints, resuming=resuming)
-
-
-def set_deterministic(on: bool) -> None:
-    """deterministic=true: deterministic kernels only (CUDA: slower; ops without one raise)."""
-    import os
-
-    import torch
-
-    if on:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(on)
-    torch.backends.cudnn.benchmark = False
 
 
 def record_failure(out: Path, error: BaseException, checkpoints) -> None:

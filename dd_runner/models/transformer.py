@@ -190,9 +190,10 @@ class CausalLMLearner(TransformerLearner):
         nll, _, count = self._token_nll(logits, batch)
         return nll / count.clamp_min(1)
 
-    def real_loss_weight(self, batch: Split) -> float:
-        """real_loss averages over predicted tokens, so micro-batches are weighted by their token counts."""
-        return float((batch.mask[:, 1:] != 0).sum())
+    def real_loss_weight(self, batch: Split) -> torch.Tensor:
+        """real_loss averages over predicted tokens, so micro-batches are weighted by their token counts
+        (a device tensor: reading the count back would sync with the device once per micro-batch)."""
+        return (batch.mask[:, 1:] != 0).sum().float()
 
     def batch_stats(self, params: Params, batch: Split) -> Dict[str, torch.Tensor]:
         self.module.eval()
