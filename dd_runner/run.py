@@ -90,6 +90,8 @@ def build_context(cfg, out: Path, tracker, checkpoints, resuming: bool = False) 
     precision = Precision(cfg.precision, device)
     data = load_data(cfg.dataset, cfg.model)
     learner = build_learner(cfg.model, data, device, precision, cfg.distill)
+    if cfg.eval.compile:
+        learner.compile_evaluation()
     inits = InitSampler(cfg.init, learner, cfg.seed) if cfg.mode in ("distill", "baselines") else None
     return RunContext(cfg, out, device, precision, data, learner, inits=inits, tracker=tracker,
                       checkpoints=checkpoints, resuming=resuming)

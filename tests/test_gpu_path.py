@@ -100,3 +100,82 @@ def test_a_run_sets_the_flags_of_its_config(restore_backends, tmp_path, mnist_ov
     run(compose_cfg(TINY + mnist_overrides + ["init=fixed", "distill.iterations=1", "deterministic=true"]),
         output_dir=str(tmp_path / "exact"))
     assert backend_flags()["matmul_allow_tf32"] is False and backend_flags()["cudnn_benchmark"] is False
+
+
+@pytest.mark.slow  # compiling LeNet on a CPU takes a minute or two
+def test_compiled_evaluation_gives_the_same_figures(mnist_overrides):
+    """eval.compile=true compiles the test passes (one net, and several under vmap): the same accuracies."""
+    from dd_runner.core.device import Precision
+    from dd_runner.data import load_data
+    from dd_runner.eval.protocol import batched_scores, looped_scores
+    from dd_runner.models import build_learner
+    from dd_runner.synthetic.build import make_synthetic
+
+    cfg = compose_cfg(mnist_overrides + ["init=random", "distill.steps=2", "distill.epochs=1",
+                                         "distill.init_from=real", "eval.compile=true"])
+    assert cfg.eval.compile is True
+    data = load_data(cfg.dataset)
+    cpu = torch.device("cpu")
+    figures = {}
+    for compiled in (False, True):
+        learner = build_learner(cfg.model, data, cpu, Precision("fp32", cpu))
+        if compiled:
+            learner.compile_evaluation()
+        synth = make_synthetic(cfg, data, learner, cfg.seed)
+        thetas = [learner.draw(7 + i) for i in range(3)]
+        figures[compiled] = [looped_scores(learner, thetas[:1], synth.unrolled(), data.test, 512),
+                             batched_scores(learner, thetas, synth.unrolled(), data.test, 512)]
+    for plain, compiled in zip(figures[False], figures[True]):
+        assert [m["acc"] for m in compiled] == [m["acc"] for m in plain]
+        assert [m["loss"] for m in compiled] == pytest.approx([m["loss"] for m in plain], rel=1e-4)
+
+
+class FakeCuda:
+    """Records how host tensors are moved to a CUDA device, on a machine without one: pin_memory and
+    .to("cuda") are recorded and return the tensor itself."""
+
+    def __init__(self, monkeypatch):
+        self.pinned, self.moves = [], []
+        plain_to = torch.Tensor.to
+
+        def pin_memory(t):
+            self.pinned.append(tuple(t.shape))
+            return t
+
+        def to(t, *args, **kwargs):
+            target = args[0] if args else kwargs.get("device")
+            if isinstance(target, torch.device) and target.type == "cuda":
+                self.moves.append((tuple(t.shape), kwargs.get("non_blocking", False)))
+                return t
+            return plain_to(t, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, "pin_memory", pin_memory)
+        monkeypatch.setattr(torch.Tensor, "to", to)
+
+
+def test_text_batches_reach_the_gpu_through_pinned_memory(monkeypatch):
+    """A host batch of token ids (and its mask and labels) is pinned, then copied without blocking."""
+    from dd_runner.data.bundle import Split
+
+    batch = Split(torch.randint(0, 100, (8, 16)), torch.randint(0, 4, (8,)), torch.ones(8, 16, dtype=torch.long))
+    fake = FakeCuda(monkeypatch)
+    batch.to(torch.device("cuda"))
+    assert fake.pinned == [(8, 16), (8,), (8, 16)]
+    assert fake.moves == [((8, 16), True), ((8,), True), ((8, 16), True)]
+
+
+def test_real_training_data_is_resident_on_the_gpu(monkeypatch):
+    """The training split moves to the device once (minibatches are then gathers there); a split over
+    RESIDENT_BYTES stays on the host, and each of its minibatches crosses pinned and without blocking."""
+    from dd_runner.data import stream
+    from dd_runner.data.bundle import Split
+
+    split = Split(torch.randn(100, 1, 4, 4), torch.randint(0, 10, (100,)))
+    fake = FakeCuda(monkeypatch)
+    batches = stream.RealBatches(split, 32, seed=0, device=torch.device("cuda"))
+    assert batches.split is not split and fake.moves == [((100, 1, 4, 4), True), ((100,), True)]
+    monkeypatch.setattr(stream, "RESIDENT_BYTES", 100)
+    fake.moves.clear()
+    batches = stream.RealBatches(split, 32, seed=0, device=torch.device("cuda"))
+    assert batches.split is split and not fake.moves
+    assert len(batches.next()) == 32 and fake.moves == [((32, 1, 4, 4), True), ((32,), True)]

@@ -175,6 +175,7 @@ class EvalConfig:
     train_batch: int = 256  # schedule=train: minibatch size
     train_momentum: float = 0.9  # schedule=train: SGD momentum (the lr is tuned on validation)
     train_weight_decay: float = 0.0005
+    compile: bool = False  # torch.compile the test passes of evaluation (forward only; never the meta-gradient's path)
 
 
 @dataclass

@@ -59,6 +59,17 @@ def resolve_device(name: str) -> torch.device:
         raise ConfigError(f"device='{name}' is not a device; use auto, cpu or cuda") from None
 
 
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """`tensor` on `device` without making the host wait for the GPU: a host tensor goes through pinned
+    memory with non_blocking=True (a copy from pageable memory first synchronises the stream; the caching
+    host allocator keeps the pinned buffer until the copy has run). Other moves are plain .to()."""
+    if tensor.device == device:
+        return tensor
+    if device.type == "cuda" and tensor.device.type == "cpu":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
 class Precision:
     """Autocast context and loss scaler for one `precision` setting on one device."""
 
