@@ -166,7 +166,8 @@ class Check:
 
         path = self.out / "bench.json"
         cmd = [sys.executable, "scripts/bench.py", "--gpu", "--device", self.args.device, "--json", str(path),
-               "--budget", str(budget - 25)] + (["--quick", "--threads", "1"] if self.args.tiny else [])
+               "--budget", str(budget - 25)] + (["--quick", "--threads", "1"] if self.args.tiny else ["--repeats", "2"]) + \
+            (["--in-process"] if self.on_gpu else [])
         status = self.child(cmd, budget, self.work / "bench.log")
         results = json.loads(path.read_text())["results"] if path.exists() else []
         add_ratios(results, "wall")

@@ -128,17 +128,24 @@ def cosine_case(case: dict) -> dict:
 
 
 
-def run_in_this_process(case: dict) -> None:
-    """Measure `case` and print its result as the last line of stdout (JSON)."""
+def measure(case: dict) -> dict:
+    """Measure `case` in this process: its figures, or {"skipped": ...} / {"error": ...}."""
     from dd_runner.core.device import configure_backends
 
     if case["threads"]:
         torch.set_num_threads(case["threads"])
     configure_backends(deterministic=False)  # the flags a dd-run run uses (GPU: TF32 for fp32, cuDNN benchmark)
     try:
-        result = {"engine": engine_case, "eval": eval_case, "cosine": cosine_case}[case["kind"]](case)
+        return {"engine": engine_case, "eval": eval_case, "cosine": cosine_case}[case["kind"]](case)
     except Skip as e:
-        result = {"skipped": f"skipped: {e}"}
+        return {"skipped": f"skipped: {e}"}
     except torch.OutOfMemoryError as e:
-        result = {"error": f"out of memory: {str(e).splitlines()[0]}"}
-    print(json.dumps(result))
+        return {"error": f"out of memory: {str(e).splitlines()[0]}"}
+    finally:
+        if torch.cuda.is_available():  # the next case of an --in-process run starts from a clean allocator
+            torch.cuda.empty_cache()
+
+
+def run_in_this_process(case: dict) -> None:
+    """Measure `case` and print its result as the last line of stdout (JSON)."""
+    print(json.dumps(measure(case)))
