@@ -14,7 +14,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 from dd_runner.config.validate import validate
 from dd_runner.config.validate_numbers import check_against_data
-from dd_runner.core.device import Precision, resolve_device
+from dd_runner.core.device import Precision, configure_backends, resolve_device
 from dd_runner.core.errors import RunError
 from dd_runner.core.files import save_tensors, write_json
 from dd_runner.core.memory import PeakMemory
@@ -66,7 +66,7 @@ def run(cfg, output_dir: Optional[str] = None, resume_overrides: Sequence[str] =
     except OSError as e:
         raise RunError(f"cannot create the output directory {out}: {e.strerror}; choose another output_dir") from None
     seed_everything(cfg.seed)
-    set_deterministic(cfg.deterministic)
+    configure_backends(cfg.deterministic)
     resolve_device(cfg.device)  # fail on device=cuda without CUDA before anything else starts
     tracker = make_tracker(cfg, out, group, name or f"{cfg.dataset.name}-{cfg.model.name}-s{cfg.seed}",
                            run_id=wandb_id(prior))
@@ -95,21 +95,11 @@ def build_context(cfg, out: Path, tracker, checkpoints, resuming: bool = False) 
     data = load_data(cfg.dataset, cfg.model)
     check_against_data(cfg, data)  # budgets the split cannot fill: one line before anything runs
     learner = build_learner(cfg.model, data, device, precision, cfg.distill)
+    if cfg.eval.compile:
+        learner.compile_evaluation()
     inits = InitSampler(cfg.init, learner, cfg.seed) if cfg.mode in ("distill", "baselines") else None
     return RunContext(cfg, out, device, precision, data, learner, inits=inits, tracker=tracker,
                       checkpoints=checkpoints, resuming=resuming)
-
-
-def set_deterministic(on: bool) -> None:
-    """deterministic=true: deterministic kernels only (CUDA: slower; ops without one raise)."""
-    import os
-
-    import torch
-
-    if on:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(on)
-    torch.backends.cudnn.benchmark = False
 
 
 def record_failure(out: Path, error: BaseException, checkpoints) -> None:

@@ -4,6 +4,7 @@
     python scripts/bench.py --quick            # CI-friendly sizes on CPU
     python scripts/bench.py --json bench.json  # the table as JSON too, to compare commits
     python scripts/bench.py --only engines,eval --threads 2
+    python scripts/bench.py --gpu --budget 180 --json b.json   # the GPU run book's cases (scripts/gpu_check.py)
 
 Sections (each row's ratio is against a reference measured in the same run):
 - engines: unroll / recompute / vmap / vmap_recompute on LeNet (MNIST, random init, 10 synthetic images
@@ -40,17 +41,27 @@ import sys
 import time
 from pathlib import Path
 
-from benchmark.plan import plan
-from benchmark.table import add_ratios, describe, print_table
-from dd_runner.data.hub import minilm_stand_in
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the cases beside it, also under PYTHONSAFEPATH
+from benchmark.plan import plan  # noqa: E402
+from benchmark.table import add_ratios, describe, print_table  # noqa: E402
+from dd_runner.data.hub import minilm_stand_in  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_case(case: dict) -> dict:
-    """One case in a fresh interpreter (its own peak memory); its last stdout line is the JSON result."""
+def run_case(case: dict, in_process: bool = False) -> dict:
+    """One case in a fresh interpreter (its own peak memory); its last stdout line is the JSON result.
+    in_process: here instead (CUDA only: the allocator's peak is reset per case; saves the start-up of
+    an interpreter, torch, transformers and the data per case, seconds each)."""
     if "skipped" in case:
         return case
+    if in_process:
+        from benchmark.cases import measure
+
+        try:
+            return {**case, **measure(case)}
+        except Exception as e:  # one case's failure is its row, as in a child process
+            return {**case, "error": f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"}
     cmd = [sys.executable, str(Path(__file__).resolve()), "--case", json.dumps(case)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     lines = proc.stdout.strip().splitlines()
@@ -68,6 +79,14 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="CI-friendly sizes (CPU, a few minutes)")
+    parser.add_argument("--gpu", action="store_true",
+                        help="the cases of the GPU run book (scripts/gpu_check.py): engines loop vs vmap, evaluation "
+                             "of 100 nets, bf16 cosines, DistilBERT-base / GPT-Neo-125M with TFLOP/s and MFU")
+    parser.add_argument("--in-process", action="store_true",
+                        help="measure every case in this process (CUDA: peak memory is reset per case; saves seconds "
+                             "of start-up per case); on a CPU the peak RSS would be wrong")
+    parser.add_argument("--budget", type=float, default=0,
+                        help="seconds: start no case after this (the rest are listed as skipped); 0: no limit")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--threads", type=int, default=0, help="torch threads per case (0: torch's default)")
@@ -90,24 +109,33 @@ def main() -> None:
     start = time.perf_counter()
     results = []
     for i, case in enumerate(cases, 1):
-        result = run_case(case)
+        over = args.budget and time.perf_counter() - start > args.budget
+        result = ({**case, "skipped": f"skipped: over the {args.budget:.0f} s budget"} if over else
+                  run_case(case, args.in_process))
         results.append(result)
         status = (result.get("skipped") or result.get("error") or
                   (f"cosine {result['cosine']:.4f}" if "cosine" in result else f"{result.get('seconds', 0):.3f} s"))
         print(f"[{i}/{len(cases)}] {' '.join(map(str, describe(case)))}: {status}", file=sys.stderr, flush=True)
+        if args.json:  # after every case: a run stopped from outside still leaves what it measured
+            write_json(args.json, results, "partial", args)
     add_ratios(results, args.clock)
     device = next((r["device_name"] for r in results if "device_name" in r), args.device)
-    title = (f"dd-runner bench on {device} ({'quick' if args.quick else 'full'}; {time.perf_counter() - start:.0f} s;"
+    size = "gpu run book" + (" (quick)" if args.quick else "") if args.gpu else "quick" if args.quick else "full"
+    title = (f"dd-runner bench on {device} ({size}; {time.perf_counter() - start:.0f} s;"
              f" fastest of {cases[0]['repeats'] if cases else 0} steps; ratios of {args.clock} time)")
     print_table(results, title)
     if "(cuda)" not in device and (args.threads != 1 or args.clock != "cpu"):
         print("note: on a CPU shared with other processes, wall-clock ratios (and CPU time with several threads, "
               "which spin while they wait) are noise; compare with --threads 1 --clock cpu")
     if args.json:
-        meta = {"title": title, "argv": sys.argv[1:], "python": platform.python_version(),
-                "machine": platform.machine(), "cpus": os.cpu_count()}
-        args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+        write_json(args.json, results, title, args)
         print(f"wrote {args.json}")
+
+
+def write_json(path: Path, results: list, title: str, args) -> None:
+    meta = {"title": title, "argv": sys.argv[1:], "python": platform.python_version(),
+            "machine": platform.machine(), "cpus": os.cpu_count()}
+    path.write_text(json.dumps({"meta": meta, "results": results}, indent=1))
 
 
 if __name__ == "__main__":

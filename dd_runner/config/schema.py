@@ -180,6 +180,7 @@ class EvalConfig:
     augment: Optional[str] = None  # none | dsa: transforms of the sets while networks train on them (None: augment.name)
     models: List[str] = field(default_factory=list)  # model options the set is also evaluated on (columns)
     cross_baselines: bool = False  # evaluate the baselines on eval.models too
+    compile: bool = False  # torch.compile the test passes of evaluation (forward only; never the meta-gradient's path)
 
 
 @dataclass

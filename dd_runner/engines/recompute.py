@@ -35,7 +35,7 @@ def _set_rng_state(state, device: torch.device) -> None:
         torch.cuda.set_rng_state(state[1], device)
 
 
-def real_loss_and_grad(learner: Learner, params: Params, real, options: EngineOptions) -> Tuple[float, List]:
+def real_loss_and_grad(learner: Learner, params: Params, real, options: EngineOptions) -> Tuple[torch.Tensor, List]:
     """The real loss at `params` and its gradient (times loss_scale), computed over micro-batches of
     `options.real_chunk` examples so that one micro-batch's graph is alive at a time: the loss is the
     weighted mean of the micro-batch losses, weighted by what each averages over."""
@@ -48,7 +48,7 @@ def real_loss_and_grad(learner: Learner, params: Params, real, options: EngineOp
         loss = learner.real_loss(w, part) * (learner.real_loss_weight(part) / total)
         for acc, g in zip(grads, torch.autograd.grad(loss * options.loss_scale, w)):
             acc.add_(g)
-        loss_sum += float(loss.detach())
+        loss_sum = loss_sum + loss.detach()  # a device tensor: no sync per micro-batch
     return loss_sum, grads
 
 

@@ -31,14 +31,16 @@ def meta_gradient(engine: Callable, learner, thetas: Sequence, synth, real, opti
     leaves = synth.learnable()
     if mine:
         meta = engine(learner, mine, synth, real, options)
-        sums, loss = [g * len(mine) for g in meta.grads], meta.loss * len(mine)
+        sums = [g * len(mine) for g in meta.grads]
+        loss = torch.as_tensor(meta.objective, dtype=sums[0].dtype, device=sums[0].device) * len(mine)
     else:
-        sums, loss = [torch.zeros_like(x) for x in leaves], 0.0
-    flat = torch.cat([g.reshape(-1) for g in sums] + [sums[0].new_tensor([loss])])
+        sums = [torch.zeros_like(x) for x in leaves]
+        loss = sums[0].new_zeros(())
+    flat = torch.cat([g.reshape(-1) for g in sums] + [loss.reshape(1)])
     dist.all_reduce(flat)
     flat /= len(thetas)
     grads = [g.view_as(x) for g, x in zip(flat[:-1].split([x.numel() for x in leaves]), leaves)]
-    return MetaGradient(loss=float(flat[-1]), grads=grads)
+    return MetaGradient(objective=flat[-1], grads=grads)
 
 
 @functools.lru_cache(maxsize=None)

@@ -29,5 +29,5 @@ def unroll(learner: Learner, thetas: Sequence[Params], synth, real, options: Eng
         grads = torch.autograd.grad(objective * options.loss_scale, leaves, allow_unused=True)
         for acc, g in zip(total, zeros_for_unused(grads, leaves)):
             acc.add_(g)
-        loss_sum += float(objective.detach())
+        loss_sum = loss_sum + objective.detach()  # stays on the device: no sync per net
     return average(total, loss_sum, len(thetas))

@@ -39,6 +39,6 @@ def distribution_matching(ctx: RunContext) -> Distilled:
             loss = loss + ((mean_real - mean_syn) ** 2).sum()
         leaves = synth.learnable()
         grads = torch.autograd.grad(loss * loss_scale, leaves, allow_unused=True)
-        return MetaGradient(loss=float(loss.detach()), grads=zeros_for_unused(grads, leaves))
+        return MetaGradient(objective=loss.detach(), grads=zeros_for_unused(grads, leaves))
 
     return optimise(ctx, synth, match, state={"batches": batches})

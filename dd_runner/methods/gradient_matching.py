@@ -79,6 +79,6 @@ def gradient_matching(ctx: RunContext) -> Distilled:
             loss = loss + distance(g_syn, [g.detach() for g in g_real])
         leaves = synth.learnable()
         grads = torch.autograd.grad(loss * loss_scale, leaves, allow_unused=True)
-        return MetaGradient(loss=float(loss.detach()), grads=zeros_for_unused(grads, leaves))
+        return MetaGradient(objective=loss.detach(), grads=zeros_for_unused(grads, leaves))
 
     return optimise(ctx, synth, match, state={"batches": batches, "net": net})

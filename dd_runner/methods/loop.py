@@ -55,8 +55,11 @@ def optimise(ctx: RunContext, synth, objective: Objective, state: Dict[str, Any]
     with ctx.checkpoints.stop_signals(), progress("distilling", total=d.iterations, completed=first) as bar:
         for it in range(first, d.iterations):
             meta = objective(it, current_loss_scale(scaler, ctx.device))
-            if not math.isfinite(meta.loss):
-                raise RunError(f"the distillation loss became {meta.loss} at iteration {it + 1}: lower "
+            # The one host-device sync of an outer step (fp32 / bf16; fp16's GradScaler adds its own): the
+            # loss is read once, so that a non-finite one stops the run before it reaches the set.
+            loss = meta.loss
+            if not math.isfinite(loss):
+                raise RunError(f"the distillation loss became {loss} at iteration {it + 1}: lower "
                                f"distill.lr (now {d.lr}) or distill.init_lr (now {d.init_lr}), or set "
                                f"distill.clip_grad; the last good checkpoint is kept")
             for p, g in zip(params, meta.grads):
@@ -66,21 +69,22 @@ def optimise(ctx: RunContext, synth, objective: Objective, state: Dict[str, Any]
             scaler.step(opt)
             scaler.update()
             sched.step()
-            stats.loss = meta.loss
+            stats.loss = loss
 
             done = it + 1
             record = {}
             if done % cfg.logger.log_every == 0 or done == d.iterations:
                 lrs = synth.lrs().detach()
-                record = {"distill/loss": meta.loss, "distill/grad_norm": float(grad_norm),
-                          "distill/lr_mean": lrs.mean().item(), "distill/lr_min": lrs.min().item(),
-                          "distill/lr_max": lrs.max().item(), "distill/outer_lr": sched.get_last_lr()[0]}
+                figures = torch.stack([grad_norm.float(), lrs.mean(), lrs.min(), lrs.max()]).tolist()  # one sync
+                record = {"distill/loss": loss, "distill/outer_lr": sched.get_last_lr()[0],
+                          **dict(zip(("distill/grad_norm", "distill/lr_mean", "distill/lr_min", "distill/lr_max"),
+                                     figures))}
             if selection.due(done):
                 record["val/acc_mean"] = selection.check(done, synth)
-                log.info("iteration %d: loss %.4f, val acc %.4f", done, meta.loss, record["val/acc_mean"])
+                log.info("iteration %d: loss %.4f, val acc %.4f", done, loss, record["val/acc_mean"])
             if record:
                 ctx.tracker.log(record, step=done)
-            bar.update(loss=meta.loss, val=selection.best_acc)
+            bar.update(loss=loss, val=selection.best_acc)
             ctx.checkpoints.step(state, done)
 
     kept = selection.finish(synth, d.iterations)

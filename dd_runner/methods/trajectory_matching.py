@@ -40,6 +40,6 @@ def trajectory_matching(ctx: RunContext) -> Distilled:
         loss = travelled / span
         leaves = synth.learnable()
         grads = torch.autograd.grad(loss * loss_scale, leaves, allow_unused=True)
-        return MetaGradient(loss=float(loss.detach()), grads=zeros_for_unused(grads, leaves))
+        return MetaGradient(objective=loss.detach(), grads=zeros_for_unused(grads, leaves))
 
     return optimise(ctx, synth, match)

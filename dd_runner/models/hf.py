@@ -17,6 +17,7 @@ import logging
 from pathlib import Path
 from typing import Any, Dict, Set, Tuple
 
+import torch
 from omegaconf import OmegaConf
 
 from dd_runner.core.errors import ConfigError, DataError
@@ -100,13 +101,15 @@ def load_module(model_cfg, tokenizer, task: str, num_labels=None) -> Tuple[Any, 
     with quiet_hub():
         config = build_config(model_cfg, tokenizer, num_labels)
     kwargs = dict(attn_implementation="eager", trust_remote_code=model_cfg.trust_remote_code)
+    load_kwargs = dict(dtype=torch.float32)  # parameters stay fp32 whatever the checkpoint stores (AMP autocasts)
     with quiet_hub():
         if not model_cfg.pretrained:
             module = auto.from_config(config, **kwargs)
             return module, {n for n, _ in module.named_parameters()}
         source = str(Path(str(model_cfg.name_or_path)).expanduser())
         try:
-            module, info = auto.from_pretrained(source, config=config, output_loading_info=True, **kwargs)
+            module, info = auto.from_pretrained(source, config=config, output_loading_info=True, **kwargs,
+                                                **load_kwargs)
         except (OSError, ValueError, RuntimeError) as e:
             raise DataError(f"cannot load the weights of model.name_or_path={model_cfg.name_or_path} "
                             f"({type(e).__name__}: {str(e).splitlines()[0][:160]}); point it at a local directory, "

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from dd_runner.core.device import Precision
+from dd_runner.core.device import Precision, to_device
 from dd_runner.data.bundle import Split
 from dd_runner.models.losses import kd_loss, soft_cross_entropy, upcast
 
@@ -78,6 +78,7 @@ class Learner:
     # CPU kernels run slower than one net at a time (ConvNet-3: 2.5x slower), so their learners say False.
     # On CUDA evaluation always batches.
     vmap_pays_on_cpu = True
+    compile_eval = False  # eval.compile: the test passes of evaluation run torch.compile'd (compile_evaluation)
 
     def __init__(self, module: nn.Module, device: torch.device, precision: Precision,
                  weight_init: str = "default", trainable: Optional[Sequence[str]] = None):
@@ -128,7 +129,8 @@ class Learner:
 
     # --- the functional view ----------------------------------------------------------------------
     def params_from_state(self, state: Dict[str, torch.Tensor]) -> Params:
-        return tuple(state[n].detach().to(self.device, self.dtype).clone() for n in self.names)
+        # a fresh copy on the device, from the host through pinned memory (no wait for the GPU)
+        return tuple(to_device(state[n].detach().to(dtype=self.dtype, copy=True), self.device) for n in self.names)
 
     def as_dict(self, params: Params) -> Dict[str, torch.Tensor]:
         return dict(zip(self.names, params))
@@ -174,12 +176,29 @@ class Learner:
             params, buffers = sgd_update(params, grads, step.lr, buffers, momentum, weight_decay)
         return tuple(p.detach() for p in params)
 
+    def compile_evaluation(self) -> None:
+        """eval.compile=true: the test passes of evaluation (forward only, no graph) run torch.compile'd, one
+        net at a time and under vmap. Only these: compiled inner steps or real losses would silently give
+        first-order meta-gradients (torch.compile does not keep the graph a double backward needs)."""
+        self.compile_eval = True
+        self._compiled_stats = torch.compile(self.split_stats)
+
+    def split_stats(self, params: Params, inputs, labels, mask) -> Dict[str, torch.Tensor]:
+        """batch_stats on the tensors of a batch (what a compiled function takes best)."""
+        return self.batch_stats(params, Split(inputs, labels, mask))
+
+    def test_pass(self, params: Params, batch: Split) -> Dict[str, torch.Tensor]:
+        if not self.compile_eval:
+            return self.batch_stats(params, batch)
+        self.module.eval()
+        return self._compiled_stats(params, batch.inputs, batch.labels, batch.mask)
+
     @torch.no_grad()
     def evaluate(self, params: Params, split: Split, batch_size: int) -> Dict[str, float]:
         """Accuracy and mean loss of one network on a split."""
         totals: Dict[str, torch.Tensor] = {}
         for batch in split.batches(batch_size):
-            for key, value in self.batch_stats(params, batch.to(self.device)).items():
+            for key, value in self.test_pass(params, batch.to(self.device)).items():
                 totals[key] = totals[key] + value if key in totals else value
         return self.metrics_from(totals, split)
 

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from dd_runner.core.device import to_device
 from dd_runner.data.bundle import Split
 from dd_runner.models.learner import Learner, Params, Step
 from dd_runner.models.losses import soft_cross_entropy, upcast
@@ -82,7 +83,7 @@ class TransformerLearner(Learner):
             hf_redraw(self.cpu_template, self._owners)
         fresh = dict(self.cpu_template.named_parameters())
         redrawn = set(self.redrawn)
-        return tuple(fresh[n].detach().to(self.device, self.dtype).clone() if n in redrawn else b
+        return tuple(to_device(fresh[n].detach().to(dtype=self.dtype, copy=True), self.device) if n in redrawn else b
                      for n, b in zip(self.names, self.base))
 
     def pretrained_params(self) -> Optional[Params]:
@@ -190,9 +191,10 @@ class CausalLMLearner(TransformerLearner):
         nll, _, count = self._token_nll(logits, batch)
         return nll / count.clamp_min(1)
 
-    def real_loss_weight(self, batch: Split) -> float:
-        """real_loss averages over predicted tokens, so micro-batches are weighted by their token counts."""
-        return float((batch.mask[:, 1:] != 0).sum())
+    def real_loss_weight(self, batch: Split) -> torch.Tensor:
+        """real_loss averages over predicted tokens, so micro-batches are weighted by their token counts
+        (a device tensor: reading the count back would sync with the device once per micro-batch)."""
+        return (batch.mask[:, 1:] != 0).sum().float()
 
     def batch_stats(self, params: Params, batch: Split) -> Dict[str, torch.Tensor]:
         self.module.eval()

@@ -80,8 +80,15 @@ def engine_case(case: dict) -> dict:
         sync(device)
         times.append(time.perf_counter() - start)
         cpu_times.append(time.process_time() - cpu_start)
-    return {"seconds": min(times[1:]), "cpu_seconds": min(cpu_times[1:]), "times": times,
-            "peak_mb": memory.peak_mb(), "loss": meta.loss, "device_name": device_name(device)}
+    result = {"seconds": min(times[1:]), "cpu_seconds": min(cpu_times[1:]), "times": times,
+              "peak_mb": memory.peak_mb(), "loss": meta.loss, "device_name": device_name(device)}
+    if case.get("flops"):  # one more step, untimed, under the FLOP counter: matmuls and convolutions of the
+        from torch.utils.flop_counter import FlopCounterMode  # forward, backward and double backward
+
+        with FlopCounterMode(display=False) as counter:
+            engine(learner, inits.train_nets(0, case["nets"]), synth, batches.next(), options)
+        result["flops"] = counter.get_total_flops()
+    return result
 
 
 def eval_case(case: dict) -> dict:
@@ -107,6 +114,8 @@ def cosine_case(case: dict) -> dict:
     from dd_runner.data.stream import RealBatches
     from dd_runner.engines import ENGINES, EngineOptions
 
+    # The reference is IEEE fp32: no TF32 tensor cores (which dd-run allows in fp32 runs, core/device.py).
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     grads = {}
     for precision in ("fp32", "bf16"):
         cfg, device, data, learner, synth, inits = setup(case, precision)
@@ -119,14 +128,24 @@ def cosine_case(case: dict) -> dict:
 
 
 
-def run_in_this_process(case: dict) -> None:
-    """Measure `case` and print its result as the last line of stdout (JSON)."""
+def measure(case: dict) -> dict:
+    """Measure `case` in this process: its figures, or {"skipped": ...} / {"error": ...}."""
+    from dd_runner.core.device import configure_backends
+
     if case["threads"]:
         torch.set_num_threads(case["threads"])
+    configure_backends(deterministic=False)  # the flags a dd-run run uses (GPU: TF32 for fp32, cuDNN benchmark)
     try:
-        result = {"engine": engine_case, "eval": eval_case, "cosine": cosine_case}[case["kind"]](case)
+        return {"engine": engine_case, "eval": eval_case, "cosine": cosine_case}[case["kind"]](case)
     except Skip as e:
-        result = {"skipped": f"skipped: {e}"}
+        return {"skipped": f"skipped: {e}"}
     except torch.OutOfMemoryError as e:
-        result = {"error": f"out of memory: {str(e).splitlines()[0]}"}
-    print(json.dumps(result))
+        return {"error": f"out of memory: {str(e).splitlines()[0]}"}
+    finally:
+        if torch.cuda.is_available():  # the next case of an --in-process run starts from a clean allocator
+            torch.cuda.empty_cache()
+
+
+def run_in_this_process(case: dict) -> None:
+    """Measure `case` and print its result as the last line of stdout (JSON)."""
+    print(json.dumps(measure(case)))

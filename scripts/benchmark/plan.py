@@ -37,6 +37,8 @@ def engine_variants(T: int, nets: int, vmap_chunk: int) -> list:
 
 def plan(args) -> list:
     """The cases of this run, in table order."""
+    if getattr(args, "gpu", False):
+        return finish(gpu_plan(args), args)
     quick = args.quick
     Ts, nets = ((10,), (1, 8)) if quick else ((10, 30, 100), (1, 8, 32))
     batch = 256 if quick else 1024
@@ -79,10 +81,55 @@ def plan(args) -> list:
                         cases.append(dict(section="transformers", kind="engine", model=model, engine=engine, T=20,
                                           nets=1, precision=precision, batch=32,
                                           overrides=["distill.ipc=4", "distill.seq_len=16"]))
+    return finish(cases, args)
+
+
+def finish(cases: list, args) -> list:
+    """Settings every case shares: device, threads, repeats, the offline tokenizer of random-weight models."""
     for case in cases:
-        case.update(device=args.device, threads=args.threads, repeats=args.repeats or (1 if quick else 3))
+        case.update(device=args.device, threads=args.threads, repeats=args.repeats or (1 if args.quick else 3))
         if case["model"] in TRANSFORMERS and args.tokenizer and "skipped" not in case:
             case["overrides"] = case.get("overrides", []) + [f"model.tokenizer={args.tokenizer}"]
+    return cases
+
+
+def gpu_plan(args) -> list:
+    """The cases the GPU run book (scripts/gpu_check.py) measures against its targets, the most telling
+    first (a time budget may cut the tail): the bf16 cosine of the pretrained MiniLM and of LeNet;
+    DistilBERT-base and GPT-Neo-125M shapes at T=3, unroll fp32 / bf16 and recompute bf16, with their model
+    FLOPs (achieved FLOP/s, and the share of the device's bf16 peak); evaluation of 100 nets, loop vs
+    vmap; the loop vs vmap with 32 nets at T in {10, 30, 100}, and with 1 and 8 at T=10.
+    --quick: the same kinds of case at toy sizes (CPU, CI)."""
+    quick = args.quick
+    batch = 256 if quick else 1024
+    cases = []
+    if minilm_stand_in():
+        cases.append(dict(section="amp", kind="cosine", model=PRETRAINED, engine="unroll", T=1 if quick else 3,
+                          nets=1, batch=8 if quick else 64, overrides=[f"model.name_or_path={minilm_stand_in()}"]))
+    if not quick:
+        cases.append(dict(section="amp", kind="cosine", model="lenet", engine="unroll", T=10, nets=2, batch=batch))
+    shapes = ((TRANSFORMERS[0], ("fp32", "bf16")),) if quick else \
+        ((TRANSFORMERS[1], ("fp32", "bf16")), (TRANSFORMERS[3], ("fp32", "bf16")))
+    for model, precisions in shapes:
+        missing = unavailable(model)
+        if missing:
+            cases.append(dict(section="transformers", kind="engine", model=model, engine="-", T="-", nets="-",
+                              precision="-", skipped=f"skipped: {missing}"))
+            continue
+        variants = [("unroll", p) for p in precisions] + ([] if quick else [("recompute", "bf16")])
+        for engine, precision in variants:
+            cases.append(dict(section="transformers", kind="engine", model=model, engine=engine, T=1 if quick else 3,
+                              nets=1, precision=precision, batch=8 if quick else 64, overrides=[], flops=True))
+        if not quick:
+            cases.append(dict(section="amp", kind="cosine", model=model, engine="unroll", T=3, nets=1, batch=64))
+    for mode in ("loop", "vmap"):
+        cases.append(dict(section="eval", kind="eval", model="lenet", mode=mode, nets=4 if quick else 100, T=30,
+                          batch=1024, precision="fp32"))
+    shapes = [(10, 4)] if quick else [(10, 32), (30, 32), (100, 32), (10, 8), (10, 1)]
+    for T, nets in shapes:
+        for engine in ("unroll", "vmap") if nets > 1 else ("unroll",):
+            cases.append(dict(section="engines", kind="engine", model="lenet", engine=engine, T=T, nets=nets,
+                              precision="fp32", batch=batch, overrides=[]))
     return cases
 
 

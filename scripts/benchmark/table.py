@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from benchmark.memory import bf16_peak_tflops
+
 def add_ratios(results: list, clock: str) -> None:
     """Each engine row against sequential unroll of the same model, T, nets and precision (bf16 rows
     also against the same engine in fp32); vmap evaluation against the loop. `clock`: wall seconds, or
@@ -29,6 +31,10 @@ def add_ratios(results: list, clock: str) -> None:
             fp32 = engines.get(shape(r, "fp32", r["engine"]))
             if r["precision"] == "bf16" and fp32:
                 r["bf16_speedup"] = fp32[key] / r[key]
+        if r.get("flops"):  # achieved model FLOP/s of the outer step, and its share of the bf16 peak
+            r["tflops"] = r["flops"] / r["seconds"] / 1e12
+            peak = bf16_peak_tflops(r.get("device_name", ""))
+            r["mfu"] = r["tflops"] / peak if peak else None
         if base:
             r["speedup"] = base[key] / r[key]
             if r.get("peak_mb") and base.get("peak_mb"):
@@ -67,6 +73,9 @@ def print_table(results: list, title: str) -> None:
             note = f"cosine {r['cosine']:.4f}"
         if "bf16_speedup" in r:
             note = f"{r['bf16_speedup']:.2f}x the same engine in fp32"
+        if "tflops" in r:
+            mfu = f", MFU {100 * r['mfu']:.1f}% of bf16 peak" if r.get("mfu") is not None else ""
+            note = "; ".join(filter(None, [note, f"{r['tflops']:.2f} TFLOP/s{mfu}"]))
         table.add_row(*describe(r), fmt(r.get("seconds"), ".3f"), fmt(r.get("cpu_seconds"), ".3f"),
                       fmt(r.get("speedup"), ".2f"),
                       fmt(r.get("peak_mb"), ".1f"), fmt(r.get("memory_ratio"), ".2f"), note)
