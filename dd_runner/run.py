@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
 from dd_runner.config.validate import validate
-from dd_runner.core.device import Precision, resolve_device
+from dd_runner.core.device import Precision, peak_memory_mb, resolve_device
 from dd_runner.core.errors import RunError
 from dd_runner.core.files import save_tensors, write_json
 from dd_runner.core.progress import print_table, results_table
@@ -22,9 +22,10 @@ from dd_runner.data import load_data
 from dd_runner.methods.context import RunContext
 from dd_runner.models import build_learner
 from dd_runner.models.inits import InitSampler
-from dd_runner.runtime.artefacts import save_distilled, save_image_grid, write_config
+from dd_runner.runtime.artefacts import add_results, save_distilled, save_image_grid, write_config
 from dd_runner.runtime.checkpoint import Checkpointer
 from dd_runner.runtime.resume import prior_run, resumed_config, wandb_id
+from dd_runner.runtime.snapshots import Snapshots, write_evolution
 from dd_runner.runtime.tracking import make_tracker
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,8 @@ def run(cfg, output_dir: Optional[str] = None, resume_overrides: Sequence[str] =
     tracker = make_tracker(cfg, out, group, name or f"{cfg.dataset.name}-{cfg.model.name}-s{cfg.seed}",
                            run_id=wandb_id(prior))
     checkpoints = Checkpointer(out, cfg, cfg.checkpoint.every, extra={"wandb_id": tracker.run_id or ""})
+    if cfg.logger.get("log_checkpoints"):
+        checkpoints.on_save = tracker.log_checkpoint
     try:
         write_config(out / "config.yaml", cfg)
         ctx = build_context(cfg, out, tracker, checkpoints, explicit_resume)
@@ -91,8 +94,9 @@ def build_context(cfg, out: Path, tracker, checkpoints, resuming: bool = False) 
     data = load_data(cfg.dataset, cfg.model)
     learner = build_learner(cfg.model, data, device, precision, cfg.distill)
     inits = InitSampler(cfg.init, learner, cfg.seed) if cfg.mode in ("distill", "baselines") else None
+    snapshots = Snapshots(cfg, out, data, learner, tracker) if cfg.mode == "distill" and cfg.eval.snapshots else None
     return RunContext(cfg, out, device, precision, data, learner, inits=inits, tracker=tracker,
-                      checkpoints=checkpoints, resuming=resuming)
+                      checkpoints=checkpoints, resuming=resuming, snapshots=snapshots)
 
 
 def set_deterministic(on: bool) -> None:
@@ -122,9 +126,11 @@ def run_distill(ctx: RunContext) -> Dict[str, float]:
     from dd_runner.methods import METHODS
 
     cfg = ctx.cfg
+    peak_memory_mb(ctx.device)  # from here: the distillation's peak
     distilled = METHODS.get(cfg.method.name)(ctx)
+    phases = {"distill/seconds": distilled.seconds, "distill/peak_memory_mb": peak_memory_mb(ctx.device)}
     synth = distilled.synth
-    save_distilled(ctx.out / "distilled.safetensors", cfg, ctx.data, synth)
+    save_distilled(ctx.out / "distilled.safetensors", cfg, ctx.data, synth, ctx.learner, ctx.inits)
     if ctx.data.modality == "image":
         save_image_grid(ctx.out / "images.png", synth, ctx.data)
         ctx.tracker.log_image("distilled/images", ctx.out / "images.png", caption=f"{cfg.dataset.name} distilled")
@@ -132,6 +138,8 @@ def run_distill(ctx: RunContext) -> Dict[str, float]:
         from dd_runner.synthetic.text_view import save_text_view
 
         save_text_view(ctx, synth)
+    if ctx.snapshots is not None:
+        write_evolution(ctx.out, ctx.data, ctx.learner, distilled.kept_iteration)
 
     start = time.perf_counter()
     metrics, rows = evaluate(ctx, synth)
@@ -140,7 +148,21 @@ def run_distill(ctx: RunContext) -> Dict[str, float]:
         "distill/final_loss": distilled.final_loss, "distill/kept_iteration": distilled.kept_iteration,
         "eval/seconds": time.perf_counter() - start, "seed": cfg.seed, **distilled.metrics,
     })
+    add_results(ctx.out / "distilled.safetensors", cfg, metrics)
+    ctx.tracker.log({**phases, "eval/seconds": metrics["eval/seconds"], "eval/peak_memory_mb": peak_memory_mb(ctx.device)})
+    log_distilled_set(ctx, synth, metrics)
     return report_results(ctx, synth, metrics, rows)
+
+
+def log_distilled_set(ctx: RunContext, synth, metrics: Dict[str, float]) -> None:
+    """W&B: the learned lrs as a line plot, and the set (with theta_0 and its pictures) as an Artifact."""
+    from dd_runner.runtime.portable import config_dict
+
+    ctx.tracker.log_lrs("distilled/lrs", synth.lrs().detach().cpu(), synth.epochs)
+    files = [ctx.out / name for name in ("distilled.safetensors", "init.safetensors", "images.png", "evolution.png")]
+    tested = {k: v for k, v in metrics.items() if k.startswith(("test/", "val/", "baselines/")) and isinstance(v, (int, float))}
+    ctx.tracker.log_artifact(files, f"distilled-{ctx.tracker.run_id}", "distilled-dataset", ["latest", "best"],
+                             {"config": config_dict(ctx.cfg), "metrics": tested})
 
 
 def run_baselines(ctx: RunContext) -> Dict[str, float]:

@@ -51,3 +51,16 @@ def current_loss_scale(scaler: "torch.amp.GradScaler", device: torch.device) -> 
     """The factor the outer loss is multiplied by (fp16); engines apply it to the objective themselves.
     scaler.scale() also initialises the scaler, which unscale_() / step() require."""
     return scaler.scale(torch.ones((), device=device)).item() if scaler.is_enabled() else 1.0
+
+
+def peak_memory_mb(device: torch.device, reset: bool = True) -> float:
+    """Peak memory since the last reset: allocated CUDA memory on a GPU, the process's peak RSS on a CPU
+    (which cannot be reset: it is the peak so far)."""
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(device) / 2**20
+        if reset:
+            torch.cuda.reset_peak_memory_stats(device)
+        return peak
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux

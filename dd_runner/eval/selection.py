@@ -36,6 +36,8 @@ class ValidationSelection:
                                      synth.epochs, lrs=lrs, lr=float(lrs[0]), teacher=synth.teacher)
         accs = accuracies(self.ctx.learner, self.nets, schedule, self.ctx.data.val, e.batch_size)
         acc = statistics.fmean(accs)
+        if self.ctx.snapshots is not None:  # eval.snapshots: the set at this point, on disk and on W&B
+            self.ctx.snapshots.record(iteration, synth, acc)
         if acc > self.best_acc:
             self.best_acc, self.best_iteration = acc, iteration
             self.best_state = copy.deepcopy(synth.state_dict())
