@@ -124,7 +124,9 @@ def run_in_this_process(case: dict) -> None:
     if case["threads"]:
         torch.set_num_threads(case["threads"])
     try:
-        result = {"engine": engine_case, "eval": eval_case, "cosine": cosine_case}[case["kind"]](case)
+        from benchmark.artefacts import run_case
+
+        result = {"engine": engine_case, "eval": eval_case, "cosine": cosine_case, "run": run_case}[case["kind"]](case)
     except Skip as e:
         result = {"skipped": f"skipped: {e}"}
     except torch.OutOfMemoryError as e:

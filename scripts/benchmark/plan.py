@@ -79,6 +79,10 @@ def plan(args) -> list:
                         cases.append(dict(section="transformers", kind="engine", model=model, engine=engine, T=20,
                                           nets=1, precision=precision, batch=32,
                                           overrides=["distill.ipc=4", "distill.seq_len=16"]))
+    if "artefacts" in args.only:
+        from benchmark.artefacts import artefact_cases
+
+        cases += artefact_cases(quick)
     for case in cases:
         case.update(device=args.device, threads=args.threads, repeats=args.repeats or (1 if quick else 3))
         if case["model"] in TRANSFORMERS and args.tokenizer and "skipped" not in case:
