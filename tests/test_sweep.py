@@ -220,3 +220,9 @@ def test_report_wandb_writes_the_report_spec(tmp_path):
     media = next(p for p in best["panels"] if p["type"] == "MediaBrowser")
     assert media["media_keys"] == ["distilled/evolution"]
     assert any(b["type"] == "H2" and "best job: 1" in json.dumps(b) for b in spec["blocks"])
+    # publishing needs the network and a login: without them one line, exit 2, the spec kept
+    published = subprocess.run([sys.executable, "-m", "dd_runner.sweeps.report", str(tmp_path), "--wandb", "--publish"],
+                               capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                               env={**os.environ, "WANDB_API_KEY": "", "WANDB_CONFIG_DIR": str(tmp_path / "cfg")})
+    assert published.returncode == 2 and "cannot publish the W&B report" in published.stderr, published.stderr
+    assert len(published.stderr.strip().splitlines()) == 1 and (tmp_path / "wandb_report.json").is_file()
