@@ -9,6 +9,7 @@ import json
 import pytest
 
 from dd_runner import load_distilled
+from dd_runner.core.errors import DataError
 from dd_runner.run import run
 
 from conftest import MNIST_OFFLINE, TINY, compose_cfg, shared_data
@@ -34,6 +35,8 @@ def test_snapshots_at_every_validation_point(logged_run):
         snap = load_distilled(out / "snapshots" / f"{it}.safetensors")
         assert snap.metadata["iteration"] == str(it) and snap.data.shape == (1, 10, 1, 28, 28)
         assert snap.config["init"]["mode"] == "fixed"  # the header of the kept set, minus theta_0
+        with pytest.raises(DataError, match="holds no initial weights"):
+            snap.model()
         vals[it] = float(snap.metadata["val_acc"])
     kept = load_distilled(out / "distilled.safetensors")
     best = max(vals, key=lambda it: (vals[it], -it))  # the first of equals is kept

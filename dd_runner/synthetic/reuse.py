@@ -104,15 +104,18 @@ def build_network(meta: Dict[str, str], state: Dict[str, torch.Tensor], data: to
     """The network the set was distilled for: at theta_0 for fixed / pretrained init; a draw of p(theta)
     with `seed` for random init (and for the redrawn parameters of pretrained init with init.resample)."""
     device = torch.device(device)
+    config = json.loads(meta["config"])
+    init = config["init"]
+    fixed = init["mode"] == "fixed" or (init["mode"] == "pretrained" and not init.get("resample"))
+    if not state and (fixed or meta.get("modality") == "text"):
+        raise DataError("this file holds no initial weights (a snapshot keeps only the set): take the network from "
+                        "the run's distilled.safetensors, load_distilled(...).model()")
     if meta.get("modality") == "text":
         module = load_into(_hf_module(meta), state).to(device)
         learner = learner_for(module, meta)
     else:
         learner = _image_module(meta, data, targets, device)
         load_into(learner.module, state)
-    config = json.loads(meta["config"])
-    init = config["init"]
-    fixed = init["mode"] == "fixed" or (init["mode"] == "pretrained" and not init.get("resample"))
     if not fixed:
         drawn = learner.draw(0 if seed is None else int(seed))
         if init["mode"] == "pretrained":  # init.resample: those parameters drawn, the rest as loaded
