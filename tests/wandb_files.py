@@ -29,6 +29,8 @@ def records(path: Path) -> Iterator["object"]:
         if kind == 0 and length == 0:  # zero padding up to the block's end
             pos += left
             continue
+        if pos + HEADER + length > len(buf):  # still being written
+            break
         data = buf[pos + HEADER:pos + HEADER + length]
         pos += HEADER + length
         if kind in (1, 4):
@@ -46,12 +48,20 @@ def offline_run(run_dir: Path) -> Path:
     return found[-1]
 
 
-def by_type(run_dir: Path) -> Dict[str, List]:
-    out: Dict[str, List] = {}
-    for r in records(offline_run(run_dir)):
-        kind = r.WhichOneof("record_type")
-        out.setdefault(kind, []).append(getattr(r, kind))
-    return out
+def by_type(run_dir: Path, wait: float = 60.0) -> Dict[str, List]:
+    """The run's records by type. W&B's service writes the log asynchronously, so this waits (up to `wait`
+    seconds) for the run's exit record, which comes last."""
+    import time
+
+    deadline = time.time() + wait
+    while True:
+        out: Dict[str, List] = {}
+        for r in records(offline_run(run_dir)):
+            kind = r.WhichOneof("record_type")
+            out.setdefault(kind, []).append(getattr(r, kind))
+        if "exit" in out or time.time() > deadline:
+            return out
+        time.sleep(0.2)
 
 
 def history_rows(run_dir: Path) -> List[Dict[str, str]]:

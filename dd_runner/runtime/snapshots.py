@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import List, Optional, Tuple
 
+import numpy as np
 import torch
 
 from dd_runner.core import distributed
@@ -34,12 +35,14 @@ def display_images(x: torch.Tensor, data, limit: int = MAX_SHOWN) -> torch.Tenso
 
 
 def image_row(images: torch.Tensor) -> "numpy.ndarray":  # noqa: F821
-    """One strip of images, 2-pixel gaps, as an (H, W, 3) uint8 array."""
-    from torchvision.utils import make_grid
+    """One strip of images with 2-pixel white gaps, as an (H, W, 3) uint8 array (no torchvision import:
+    this runs at every validation point)."""
+    import torch.nn.functional as F
 
-    grid = make_grid(images if images.shape[1] == 3 else images.expand(-1, 3, -1, -1), nrow=len(images),
-                     padding=2, pad_value=1.0)
-    return (grid.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+    rgb = images if images.shape[1] == 3 else images[:, :1].expand(-1, 3, -1, -1)
+    padded = F.pad(rgb, (1, 1, 2, 2), value=1.0)  # 2 px above and below, 1 px each side: 2 px between images
+    strip = F.pad(torch.cat(list(padded), dim=2), (1, 1), value=1.0)
+    return (strip.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
 
 
 class Snapshots:
@@ -82,24 +85,26 @@ def write_evolution(out: Path, data, learner, kept_iteration: Optional[int]) -> 
     import matplotlib.pyplot as plt
 
     sets = [(it, load_distilled(p)) for it, p in points]
-    text = data.modality == "text"
-    shown = min(MAX_SHOWN, sets[0][1].data.shape[0] * sets[0][1].data.shape[1])
-    fig, axes = plt.subplots(len(sets), 1, figsize=(12 if text else 0.6 * shown + 1.5, 0.75 * len(sets) + 0.4),
-                             squeeze=False)
-    for ax, (it, d) in zip(axes[:, 0], sets):
-        kept = it == kept_iteration
-        label = f"it {it}\nval {float(d.metadata['val_acc']):.3f}" + ("\nKEPT" if kept else "")
-        if text:
-            ax.axis("off")
-            ax.text(0.0, 0.5, f"{label.replace(chr(10), '  ')}  |  {nearest_line(d, learner, data)}", fontsize=7,
+    labels = [(f"it {it}  val {float(d.metadata['val_acc']):.3f}" + ("  KEPT" if it == kept_iteration else ""),
+               it == kept_iteration) for it, d in sets]
+    if data.modality == "text":
+        fig, ax = plt.subplots(figsize=(12, 0.3 * len(sets) + 0.4))
+        ax.axis("off")
+        for i, ((label, kept), (_, d)) in enumerate(zip(labels, sets)):
+            ax.text(0.0, 1 - (i + 0.5) / len(sets), f"{label}  |  {nearest_line(d, learner, data)}", fontsize=7,
                     va="center", family="monospace", color="red" if kept else "black", transform=ax.transAxes)
-            continue
-        ax.imshow(image_row(display_images(d.data, data)))
+    else:  # one mosaic, a strip per point: one imshow (a subplot per row is slow at many points)
+        strips = [image_row(display_images(d.data, data)) for _, d in sets]
+        height = strips[0].shape[0]
+        mosaic = np.concatenate(strips, axis=0)
+        fig, ax = plt.subplots(figsize=(mosaic.shape[1] / 40 + 1.6, mosaic.shape[0] / 40 + 0.2))
+        ax.imshow(mosaic)
         ax.set_xticks([]), ax.set_yticks([])
-        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8, color="red" if kept else "black")
-        if kept:
-            for spine in ax.spines.values():
-                spine.set_edgecolor("red"), spine.set_linewidth(2.5)
+        for i, (label, kept) in enumerate(labels):
+            ax.text(-4, (i + 0.5) * height, label.replace("  val", "\nval").replace("  KEPT", "\nKEPT"), ha="right",
+                    va="center", fontsize=7, color="red" if kept else "black")
+            if kept:
+                ax.add_patch(plt.Rectangle((0, i * height), mosaic.shape[1] - 1, height - 1, fill=False, color="red", lw=2))
     fig.tight_layout()
     path = Path(out) / "evolution.png"
     tmp = path.with_suffix(".tmp.png")
