@@ -3,7 +3,9 @@
     dd-run dataset=mnist model=lenet init=fixed distill.steps=1 distill.epochs=3
     >>> from dd_runner import load_distilled
     >>> distilled = load_distilled("outputs/runs/.../distilled.safetensors")
-    >>> distilled.train(my_lenet)
+    >>> net = distilled.model()          # the network it was distilled for, at its theta_0
+    >>> distilled.train(net)
+    >>> distilled.evaluate(net, distilled.test_data())["acc"]
 """
 
 __version__ = "0.1.0"

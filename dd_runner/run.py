@@ -24,9 +24,10 @@ from dd_runner.eval.protocol import resolve_protocol
 from dd_runner.methods.context import RunContext
 from dd_runner.models import build_learner
 from dd_runner.models.inits import InitSampler
-from dd_runner.runtime.artefacts import save_distilled, save_image_grid, write_config
+from dd_runner.runtime.artefacts import add_results, save_distilled, save_image_grid, write_config
 from dd_runner.runtime.checkpoint import Checkpointer
 from dd_runner.runtime.resume import prior_run, resumed_config, wandb_id
+from dd_runner.runtime.snapshots import Snapshots, write_evolution
 from dd_runner.runtime.tracking import make_tracker
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,8 @@ def run(cfg, output_dir: Optional[str] = None, resume_overrides: Sequence[str] =
     tracker = make_tracker(cfg, out, group, name or f"{cfg.dataset.name}-{cfg.model.name}-s{cfg.seed}",
                            run_id=wandb_id(prior))
     checkpoints = Checkpointer(out, cfg, cfg.checkpoint.every, extra={"wandb_id": tracker.run_id or ""})
+    if cfg.logger.get("log_checkpoints"):
+        checkpoints.on_save = tracker.log_checkpoint
     try:
         write_config(out / "config.yaml", cfg)
         ctx = build_context(cfg, out, tracker, checkpoints, explicit_resume)
@@ -98,8 +101,9 @@ def build_context(cfg, out: Path, tracker, checkpoints, resuming: bool = False) 
     if cfg.eval.compile:
         learner.compile_evaluation()
     inits = InitSampler(cfg.init, learner, cfg.seed) if cfg.mode in ("distill", "baselines") else None
+    snapshots = Snapshots(cfg, out, data, learner, tracker) if cfg.mode == "distill" and cfg.eval.snapshots else None
     return RunContext(cfg, out, device, precision, data, learner, inits=inits, tracker=tracker,
-                      checkpoints=checkpoints, resuming=resuming)
+                      checkpoints=checkpoints, resuming=resuming, snapshots=snapshots)
 
 
 def record_failure(out: Path, error: BaseException, checkpoints) -> None:
@@ -122,7 +126,7 @@ def run_distill(ctx: RunContext) -> Dict[str, float]:
     distilled = METHODS.get(cfg.method.name)(ctx)
     distill_peak = memory.peak_total_mb()
     synth = distilled.synth
-    save_distilled(ctx.out / "distilled.safetensors", cfg, ctx.data, synth)
+    save_distilled(ctx.out / "distilled.safetensors", cfg, ctx.data, synth, ctx.learner, ctx.inits)
     if ctx.data.modality == "image":
         save_image_grid(ctx.out / "images.png", synth, ctx.data)
         ctx.tracker.log_image("distilled/images", ctx.out / "images.png", caption=f"{cfg.dataset.name} distilled")
@@ -130,6 +134,8 @@ def run_distill(ctx: RunContext) -> Dict[str, float]:
         from dd_runner.synthetic.text_view import save_text_view
 
         save_text_view(ctx, synth)
+    if ctx.snapshots is not None:
+        write_evolution(ctx.out, ctx.data, ctx.learner, distilled.kept_iteration)
 
     start = time.perf_counter()
     memory.start()
@@ -141,7 +147,22 @@ def run_distill(ctx: RunContext) -> Dict[str, float]:
         "distill/final_loss": distilled.final_loss, "distill/kept_iteration": distilled.kept_iteration,
         "eval/seconds": time.perf_counter() - start, "seed": cfg.seed, **distilled.metrics,
     })
+    add_results(ctx.out / "distilled.safetensors", cfg, metrics)
+    ctx.tracker.log({k: metrics[k] for k in ("distill/seconds", "distill/peak_memory_mb", "eval/seconds",
+                                             "eval/peak_memory_mb")})  # time and memory per phase
+    log_distilled_set(ctx, synth, metrics)
     return report_results(ctx, synth, metrics, rows)
+
+
+def log_distilled_set(ctx: RunContext, synth, metrics: Dict[str, float]) -> None:
+    """W&B: the learned lrs as a line plot, and the set (with theta_0 and its pictures) as an Artifact."""
+    from dd_runner.runtime.portable import config_dict
+
+    ctx.tracker.log_lrs("distilled/lrs", synth.lrs().detach().cpu(), synth.epochs)
+    files = [ctx.out / name for name in ("distilled.safetensors", "init.safetensors", "images.png", "evolution.png")]
+    tested = {k: v for k, v in metrics.items() if k.startswith(("test/", "val/", "baselines/")) and isinstance(v, (int, float))}
+    ctx.tracker.log_artifact(files, f"distilled-{ctx.tracker.run_id}", "distilled-dataset", ["latest", "best"],
+                             {"config": config_dict(ctx.cfg), "metrics": tested})
 
 
 def run_baselines(ctx: RunContext) -> Dict[str, float]:

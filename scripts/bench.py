@@ -20,7 +20,10 @@ Sections (each row's ratio is against a reference measured in the same run):
 - transformers: DistilBERT- and GPT-Neo-shaped models with random weights (tiny and base size), T in
   {1, 3, 10}: unroll vs recompute, fp32 vs bf16; and the language-model memory shape (GPT-Neo-125M,
   4 sequences of 16 tokens per step, T = 20). Built through the model registry; skipped with a note
-  when those architectures or their offline data are not available.
+  when those architectures or their offline data are not available;
+- artefacts: whole small MNIST runs without W&B and snapshots, with W&B offline, and with W&B offline
+  plus snapshots and media at every validation point: the extra wall time they cost
+  (scripts/benchmark/artefacts.py).
 
 Every case runs in its own subprocess (`python scripts/bench.py --case JSON`; the cases live beside this
 file in scripts/benchmark/: plan.py says what is measured, cases.py how, table.py how it is shown). Peak memory is what the outer step needs above the state
@@ -91,8 +94,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--threads", type=int, default=0, help="torch threads per case (0: torch's default)")
     parser.add_argument("--repeats", type=int, default=0, help="timed outer steps per case (default 3; --quick 1)")
-    parser.add_argument("--only", default="engines,eval,amp,transformers",
-                        help="comma-separated sections: engines, eval, amp, transformers")
+    parser.add_argument("--only", default="engines,eval,amp,transformers,artefacts",
+                        help="comma-separated sections: engines, eval, amp, transformers, artefacts")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="time the ratios use: wall, or process CPU time (a shared CPU, with --threads 1)")
     parser.add_argument("--tokenizer", default=str(minilm_stand_in() or ""),

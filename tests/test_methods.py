@@ -123,6 +123,12 @@ def test_teacher_labels_end_to_end(mnist_overrides, tmp_path):
         probs = f.get_tensor("teacher_probs")
         assert f.metadata()["label_type"] == "teacher" and f.metadata()["temperature"] == "4.0"
     torch.testing.assert_close(probs.sum(-1), torch.ones(probs.shape[:2]))
+    # the set travels with its teacher's targets: the public API reproduces the figure without the teacher
+    from dd_runner import load_distilled
+
+    d = load_distilled(tmp_path / "run" / "distilled.safetensors")
+    acc = d.evaluate(d.train(d.model()), d.test_data())["acc"]
+    assert acc == pytest.approx(metrics["test/acc_mean"], abs=1e-3)
 
 
 def test_coresets_pick_what_their_definitions_say():

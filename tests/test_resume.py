@@ -62,6 +62,13 @@ def test_sigkill_then_resume_is_byte_identical(uninterrupted, tmp_path, kill_at)
     a, b = (json.loads((d / "metrics.json").read_text()) for d in (uninterrupted, run_dir))
     assert {k: v for k, v in a.items() if "seconds" not in k} == {k: v for k, v in b.items() if "seconds" not in k}
     assert "resuming from the checkpoint of iteration" in (run_dir / "dd-run.log").read_text()
+    # the set at every validation point survives the kill: the same snapshots, and the whole evolution
+    snapshots = sorted(p.name for p in (uninterrupted / "snapshots").iterdir())
+    assert snapshots == ["16.safetensors", "24.safetensors", "8.safetensors"]
+    assert sorted(p.name for p in (run_dir / "snapshots").iterdir()) == snapshots
+    for name in snapshots:
+        assert (run_dir / "snapshots" / name).read_bytes() == (uninterrupted / "snapshots" / name).read_bytes()
+    assert (run_dir / "evolution.png").is_file()
 
 
 def test_sigterm_saves_a_checkpoint_and_rerunning_continues(uninterrupted, tmp_path):

@@ -189,3 +189,40 @@ def test_optuna_search_maximises_the_validation_accuracy(tmp_path):
     result = OmegaConf.load(root / "optimization_results.yaml")
     assert result.best_value == pytest.approx(max(vals.values()))
     assert len(report(root)) == 3  # each trial is a setting of (distill.lr, distill.init_lr)
+
+
+def test_report_wandb_writes_the_report_spec(tmp_path):
+    """dd-report --wandb offline: the W&B report's spec (accuracy vs the swept key per setting, baselines
+    beside the set, the best job's evolution media) in the sweep directory, and how to publish it."""
+    pytest.importorskip("wandb_workspaces")
+
+    def m(acc):
+        return {"test/acc_mean": acc, "baselines/random_real/acc_mean": acc - 0.2}
+    for i, (init, steps, acc) in enumerate([("fixed", 1, 0.6), ("fixed", 3, 0.8), ("random", 1, 0.5), ("random", 3, 0.7)]):
+        write_job(tmp_path, str(i), [f"init={init}", f"distill.steps={steps}", "seed=0"], m(acc))
+        (tmp_path / str(i) / "config.yaml").write_text("logger:\n  project: dd-tests\n  entity: lab\n  group: null\n")
+    (tmp_path / "1" / "wandb" / "offline-run-20261203_120000-abc123").mkdir(parents=True)
+    done = dd_report([str(tmp_path), "--wandb", "--x", "distill.steps"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "--wandb --publish" in done.stdout
+    spec = json.loads((tmp_path / "wandb_report.json").read_text())
+    assert spec["type"] == "Report" and spec["project"] == "dd-tests" and spec["entity"] == "lab"
+    grids = [b for b in spec["blocks"] if b["type"] == "PanelGrid"]
+    sweep, best = grids
+    assert sweep["runsets"][0]["filters"] == f"Group == '{tmp_path.name}'"
+    panels = {p["type"]: p for p in sweep["panels"]}
+    assert panels["ScatterPlot"]["x"] == "Config:distill.steps" and panels["ScatterPlot"]["y"] == "SummaryMetric:test/acc_mean"
+    # accuracy vs the swept key, a line per setting of the other swept key
+    assert panels["LinePlot"]["x"] == "Config:distill.steps" and panels["LinePlot"]["groupby"] == "Config:init"
+    assert panels["BarPlot"]["metrics"] == ["SummaryMetric:test/acc_mean", "SummaryMetric:baselines/random_real/acc_mean"]
+    # the best job (0.8: job 1) and its set's evolution, by its W&B run id
+    assert best["runsets"][0]["filters"] == f"Group == '{tmp_path.name}' and ID == 'abc123'"
+    media = next(p for p in best["panels"] if p["type"] == "MediaBrowser")
+    assert media["media_keys"] == ["distilled/evolution"]
+    assert any(b["type"] == "H2" and "best job: 1" in json.dumps(b) for b in spec["blocks"])
+    # publishing needs the network and a login: without them one line, exit 2, the spec kept
+    published = subprocess.run([sys.executable, "-m", "dd_runner.sweeps.report", str(tmp_path), "--wandb", "--publish"],
+                               capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                               env={**os.environ, "WANDB_API_KEY": "", "WANDB_CONFIG_DIR": str(tmp_path / "cfg")})
+    assert published.returncode == 2 and "cannot publish the W&B report" in published.stderr, published.stderr
+    assert len(published.stderr.strip().splitlines()) == 1 and (tmp_path / "wandb_report.json").is_file()

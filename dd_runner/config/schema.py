@@ -130,6 +130,7 @@ class LoggerConfig:
     group: Optional[str] = None  # default: the sweep directory's name in a multirun
     tags: List[str] = field(default_factory=list)
     log_every: int = 10  # outer iterations between logged points
+    log_checkpoints: bool = False  # the resume checkpoint as a W&B artifact (type checkpoint) at every save
 
 
 @dataclass
@@ -168,6 +169,7 @@ class EvalConfig:
     every: Optional[int] = None  # validation every n iterations (None: ten times per run; 0: never)
     val_nets: int = 4  # nets for each validation point (random / pretrained init)
     select: str = "best"  # best | last: which distilled set to keep (by validation accuracy)
+    snapshots: bool = True  # the set at every validation point: snapshots/<iteration>.safetensors, evolution.png, W&B media
     lr_grid: List[float] = field(default_factory=lambda: [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0])
     tune_nets: int = 2  # nets per lr when tuning a baseline's fixed lr on the validation split
     full_data_nets: int = 1  # networks trained on the full training split for the ceiling

@@ -26,11 +26,11 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence
 import torch
 
 from dd_runner.core.distributed import gather, shard
-from dd_runner.core.seeding import derive_seed, generator
+from dd_runner.core.seeding import derive_seed
 from dd_runner.data.bundle import Split
 from dd_runner.models.learner import Learner, Params, Step
 from dd_runner.models.stacked import StackedNets, groups, stack
-from dd_runner.synthetic.set import fixed_steps
+from dd_runner.synthetic.set import fixed_steps, minibatch_steps
 
 
 class Schedule:
@@ -167,16 +167,5 @@ def make_schedule(eval_cfg, seed: int, x: torch.Tensor, targets: torch.Tensor, e
     extras = {k: v.detach().flatten(0, 1) if v.dim() else v.detach() for k, v in (extras or {}).items()}
     if teacher is not None:  # the teacher labels each example once
         extras.update(teacher.extras(xs))
-
-    def steps() -> Iterator[Step]:
-        gen = generator(seed, "eval-train-schedule")  # the same minibatch order for every network
-        for epoch in range(eval_cfg.train_epochs):
-            decay = 0.1 if epoch >= eval_cfg.train_epochs // 2 else 1.0
-            step_lr = torch.tensor(float(lr) * decay, device=x.device, dtype=x.dtype)
-            order = torch.randperm(len(xs), generator=gen).to(xs.device)
-            for start in range(0, len(order), eval_cfg.train_batch):
-                idx = order[start:start + eval_cfg.train_batch]
-                batch = xs[idx] if augment is None else augment(xs[idx], derive_seed(seed, "eval-augment", epoch, start))
-                yield Step(batch, ys[idx], step_lr, {k: v[idx] if v.dim() else v for k, v in extras.items()})
-
-    return Schedule(steps, eval_cfg.train_momentum, eval_cfg.train_weight_decay)
+    return Schedule(lambda: minibatch_steps(xs, ys, extras, float(lr), eval_cfg.train_epochs, eval_cfg.train_batch, seed,
+                                            augment), eval_cfg.train_momentum, eval_cfg.train_weight_decay)

@@ -38,6 +38,8 @@ class ValidationSelection:
                                      augment=self.augment)
         accs = accuracies(self.ctx.learner, self.nets, schedule, self.ctx.data.val, e.batch_size)
         acc = statistics.fmean(accs)
+        if self.ctx.snapshots is not None:  # eval.snapshots: the set at this point, on disk and on W&B
+            self.ctx.snapshots.record(iteration, synth, acc)
         if acc > self.best_acc:
             self.best_acc, self.best_iteration = acc, iteration
             self.best_state = copy.deepcopy(synth.state_dict())

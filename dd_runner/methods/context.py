@@ -27,6 +27,7 @@ class RunContext:
     tracker: Any  # dd_runner.runtime.tracking.Tracker
     checkpoints: Any = None  # dd_runner.runtime.checkpoint.Checkpointer
     resuming: bool = False  # an explicit resume=DIR (may continue with changed settings)
+    snapshots: Any = None  # dd_runner.runtime.snapshots.Snapshots: the set at every validation point (or None)
 
 
 class LoopStats:

@@ -21,8 +21,9 @@ from omegaconf import OmegaConf
 
 from dd_runner.core import distributed
 from dd_runner.core.files import atomic_write_bytes, save_tensors
+from dd_runner.runtime import portable
 
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"  # 2: self-contained (theta_0, config, protocol, provenance)
 
 
 def write_config(path: Path, cfg) -> None:
@@ -50,15 +51,37 @@ def text_metadata(cfg) -> Dict[str, str]:
             "attention_labels": cfg.labels.attention}
 
 
-def save_distilled(path: Path, cfg, data, synth) -> None:
-    meta = distilled_metadata(cfg, data, synth)
+def save_distilled(path: Path, cfg, data, synth, learner=None, inits=None, extra=None) -> None:
+    """The set with everything needed to reuse it (runtime/portable.py); `learner` and `inits` give the
+    network and theta_0 it was distilled for (without them: the set alone, as snapshots store it).
+    `extra`: further header entries."""
+    meta = {**distilled_metadata(cfg, data, synth), **(extra or {})}
     with torch.no_grad():
         tensors = {"data": synth.data, "targets": synth.all_targets(), "lrs": synth.lrs(), "classes": synth.classes,
                    **synth.artefact_tensors()}  # e.g. text: attention labels
         if synth.teacher is not None:  # labels=teacher: the soft targets each example is trained towards
             tensors["teacher_probs"] = torch.stack([synth.teacher.extras(x)["teacher_probs"] for x in synth.data])
             meta.update(temperature=str(synth.teacher.temperature), alpha=str(synth.teacher.alpha))
-    save_tensors(path, {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}, meta)
+    tensors = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
+    if learner is not None:
+        state, network = portable.initial_state(cfg, learner, inits)
+        embedded, placement = portable.place_initial_state(Path(path).parent, state)
+        tensors.update(embedded)
+        meta.update(network, **placement, **portable.portable_metadata(cfg))
+    save_tensors(path, tensors, meta)
+
+
+def add_results(path: Path, cfg, metrics: Dict[str, float]) -> None:
+    """Rewrite the set's header with the test figures and the protocol as evaluated (a tuned lr)."""
+    from safetensors import safe_open
+
+    if not distributed.is_main():
+        return
+    with safe_open(str(path), framework="pt") as f:
+        meta = dict(f.metadata())
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    meta.update(portable.portable_metadata(cfg, metrics))
+    save_tensors(path, tensors, meta)
 
 
 def save_image_grid(path: Path, synth, data) -> None:

@@ -151,6 +151,7 @@ class Checkpointer:
         self.extra = dict(extra or {})
         self.iteration = 0  # the outer iteration the run is at (for failure reports)
         self._signal: Optional[int] = None
+        self.on_save = None  # called with the path after every save (logger.log_checkpoints)
 
     def exists(self) -> bool:
         return self.path.is_file()
@@ -163,6 +164,8 @@ class Checkpointer:
                 "state": json.dumps(state), **self.extra}
         save_tensors(self.path, tensors, meta)
         log.debug("checkpoint at iteration %d: %s", iteration, self.path)
+        if self.on_save is not None:
+            self.on_save(self.path, iteration)
 
     def restore(self, objects: Mapping[str, Any], allow_config_change: bool = False) -> int:
         """Load the saved state into `objects`; returns the iteration to continue from (0 if none).

@@ -2,6 +2,13 @@
 
 One W&B run per Hydra job: in a multirun the jobs of a sweep share a group (the sweep directory's
 name), `job_type` is the method, and every job calls finish() with its exit code.
+
+What a run shows: distillation and validation metrics plotted against the outer iteration (`iteration`,
+define_metric; `val/acc_mean` keeps its max in the summary), the set at every validation point under
+one media key (runtime/snapshots.py), the learned lr of every unrolled step as a line plot, and the set
+itself as an Artifact (type `distilled-dataset`, aliases latest and best). Artifact files are staged as
+hard links under `<run dir>/wandb/artifacts/` (policy immutable), so `wandb sync` of an offline run
+uploads them from inside the run directory, as logged.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from typing import Any, Dict, List, Optional
 from omegaconf import OmegaConf
 
 log = logging.getLogger(__name__)
+ITERATION = "iteration"  # the x axis of distillation curves: completed outer iterations
 
 
 class Tracker:
@@ -22,9 +30,17 @@ class Tracker:
 
     def log(self, metrics: Dict[str, Any], step: Optional[int] = None) -> None: ...
 
-    def log_image(self, key: str, path: Path, caption: str = "") -> None: ...
+    def log_image(self, key: str, image, caption: str = "", step: Optional[int] = None) -> None:
+        """`image`: a file path or an (H, W, 3) uint8 array."""
 
-    def log_table(self, key: str, columns: List[str], rows: List[List[Any]]) -> None: ...
+    def log_table(self, key: str, columns: List[str], rows: List[List[Any]], step: Optional[int] = None) -> None: ...
+
+    def log_lrs(self, key: str, lrs, epochs: int) -> None:
+        """The learned step size of every unrolled step, as a line plot against the step."""
+
+    def log_artifact(self, files: List[Path], name: str, kind: str, aliases: List[str], metadata: Dict[str, Any]) -> None: ...
+
+    def log_checkpoint(self, path: Path, iteration: int) -> None: ...
 
     def summary(self, metrics: Dict[str, Any]) -> None: ...
 
@@ -45,20 +61,62 @@ class WandbTracker(Tracker):
             settings=wandb.Settings(console="off", quiet=True),
         )
         self.run_id = self.run.id
+        self.staging = out / "wandb" / "artifacts"
+        # distillation curves against the outer iteration; val/acc_mean's summary is its best value
+        self.run.define_metric(ITERATION)
+        for pattern in ("distill/*", "val/*", "distilled/evolution"):
+            self.run.define_metric(pattern, step_metric=ITERATION)
+        self.run.define_metric("val/acc_mean", step_metric=ITERATION, summary="max")
         log.info("W&B run %s (%s mode) in %s", self.run.id, lc.mode, out / "wandb")
 
     def log(self, metrics, step=None):
-        self.run.log(dict(metrics), step=step)
+        self.run.log({**metrics, **({ITERATION: step} if step is not None else {})}, step=step)
 
-    def log_image(self, key, path, caption=""):
-        self.run.log({key: self._wandb.Image(str(path), caption=caption)})
+    def log_image(self, key, image, caption="", step=None):
+        self.log({key: self._wandb.Image(str(image) if isinstance(image, Path) else image, caption=caption)}, step)
 
-    def log_table(self, key, columns, rows):
-        self.run.log({key: self._wandb.Table(columns=columns, data=rows)})
+    def log_table(self, key, columns, rows, step=None):
+        self.log({key: self._wandb.Table(columns=columns, data=rows)}, step)
+
+    def log_lrs(self, key, lrs, epochs):
+        values = [float(v) for v in lrs]
+        per_epoch = max(1, len(values) // max(1, epochs))
+        table = self._wandb.Table(columns=["step", "lr", "epoch"], data=[[t, v, t // per_epoch] for t, v in enumerate(values)])
+        self.run.log({key: self._wandb.plot.line(table, "step", "lr", title="learned lr per unrolled step")})
+
+    def _stage(self, name: str, files: List[Path], version: str = "") -> List[Path]:
+        """Hard links (or copies) of `files` under the run directory: what the artifact references (each
+        logged version in its own folder, so a later one never changes the bytes of an earlier one)."""
+        import os
+        import shutil
+
+        folder = self.staging / name / version
+        folder.mkdir(parents=True, exist_ok=True)
+        staged = []
+        for f in files:
+            target = folder / Path(f).name
+            target.unlink(missing_ok=True)
+            try:
+                os.link(f, target)
+            except OSError:  # another file system, or no hard links: a copy
+                shutil.copy2(f, target)
+            staged.append(target)
+        return staged
+
+    def log_artifact(self, files, name, kind, aliases, metadata, version=""):
+        artifact = self._wandb.Artifact(name, type=kind, metadata=metadata)
+        for f in self._stage(name, [Path(f) for f in files if Path(f).is_file()], version):
+            artifact.add_file(str(f), policy="immutable")
+        self.run.log_artifact(artifact, aliases=list(aliases))
+
+    def log_checkpoint(self, path, iteration):
+        self.log_artifact([path], f"checkpoint-{self.run.id}", "checkpoint", ["latest"], {"iteration": iteration},
+                          version=f"iteration-{iteration}")
 
     def summary(self, metrics):
         for k, v in metrics.items():
-            self.run.summary[k] = v
+            if k != "val/acc_mean":  # its summary is the best validation accuracy of the run (define_metric)
+                self.run.summary[k] = v
 
     def finish(self, exit_code=0):
         self.run.finish(exit_code=exit_code)

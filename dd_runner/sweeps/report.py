@@ -260,7 +260,7 @@ def plot(path: Path, title: str, keys: Sequence[str], settings: Sequence[Setting
 
 
 def report(sweep_dir: Path, out: Optional[Path] = None, x: Optional[str] = None, metric: Optional[str] = None,
-           console: Optional[Console] = None) -> List[Setting]:
+           console: Optional[Console] = None, wandb: bool = False, publish: bool = False) -> List[Setting]:
     """Print the table of the sweep in `sweep_dir`, write report.csv, jobs.csv and report.png; return the
     settings (rows). ConfigError (one line) when there is nothing to report."""
     sweep_dir = Path(sweep_dir)
@@ -299,6 +299,10 @@ def report(sweep_dir: Path, out: Optional[Path] = None, x: Optional[str] = None,
     write_csv(out / "jobs.csv", *job_rows(jobs, metric, names, archs, cost_keys))
     plot(out / "report.png", f"{sweep_dir}: {common}", keys, settings, metric, x or choose_x(keys, settings))
     console.print(f"wrote {out / 'report.csv'}, {out / 'jobs.csv'}, {out / 'report.png'}", soft_wrap=True)
+    if wandb:  # the same sweep as a W&B report (sweeps/wandb_report.py)
+        from dd_runner.sweeps.wandb_report import wandb_report
+
+        wandb_report(sweep_dir, out, jobs, keys, metric, names, x or choose_x(keys, settings), publish, console)
     return settings
 
 
@@ -309,9 +313,12 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--x", help="swept key on the plot's x axis (default: the numeric one with most values)")
     parser.add_argument("--metric", help="metrics.json key in the main column and the plot (default: test/acc_mean)")
     parser.add_argument("--out", type=Path, help="where to write report.csv, jobs.csv, report.png (default: the sweep dir)")
+    parser.add_argument("--wandb", action="store_true", help="also build a W&B report (wandb-workspaces): its spec goes "
+                        "to wandb_report.json")
+    parser.add_argument("--publish", action="store_true", help="with --wandb: save the report to W&B (network, wandb login)")
     args = parser.parse_args(argv)
     try:
-        report(args.sweep_dir, args.out, args.x, args.metric)
+        report(args.sweep_dir, args.out, args.x, args.metric, wandb=args.wandb, publish=args.publish)
     except DDError as e:
         print(f"dd-report: error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)

@@ -9,7 +9,7 @@ log(expm1(lr)) and used as softplus(raw), which keeps them positive.
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -159,3 +159,21 @@ def fixed_steps(data: torch.Tensor, targets: torch.Tensor, lrs: torch.Tensor, ep
     return [with_teacher(Step(x=data[t % steps], y=targets[t % steps], lr=lrs[t],
                               extras={k: v[t % steps] if v.dim() else v for k, v in extras.items()}), teacher)
             for t in range(steps * epochs)]
+
+
+def minibatch_steps(xs: torch.Tensor, ys: torch.Tensor, extras: Dict[str, torch.Tensor], lr: float, epochs: int,
+                    batch: int, seed: int, augment: Optional[Callable] = None) -> Iterator[Step]:
+    """eval.schedule=train over a flattened set: `epochs` shuffled passes of `batch` examples, lr divided
+    by 10 from halfway; the order comes from `seed` alone, so every network (and a loaded set) sees the same.
+    `augment(x, seed)` (eval.augment) transforms each minibatch, with draws that depend on `seed` alone too."""
+    from dd_runner.core.seeding import derive_seed, generator
+
+    gen = generator(seed, "eval-train-schedule")
+    for epoch in range(epochs):
+        decay = 0.1 if epoch >= epochs // 2 else 1.0
+        step_lr = torch.tensor(lr * decay, device=xs.device, dtype=xs.dtype)
+        order = torch.randperm(len(xs), generator=gen).to(xs.device)
+        for start in range(0, len(order), batch):
+            idx = order[start:start + batch]
+            x = xs[idx] if augment is None else augment(xs[idx], derive_seed(seed, "eval-augment", epoch, start))
+            yield Step(x, ys[idx], step_lr, {k: v[idx] if v.dim() else v for k, v in extras.items()})

@@ -136,7 +136,9 @@ def measure(case: dict) -> dict:
         torch.set_num_threads(case["threads"])
     configure_backends(deterministic=False)  # the flags a dd-run run uses (GPU: TF32 for fp32, cuDNN benchmark)
     try:
-        return {"engine": engine_case, "eval": eval_case, "cosine": cosine_case}[case["kind"]](case)
+        from benchmark.artefacts import run_case
+
+        return {"engine": engine_case, "eval": eval_case, "cosine": cosine_case, "run": run_case}[case["kind"]](case)
     except Skip as e:
         return {"skipped": f"skipped: {e}"}
     except torch.OutOfMemoryError as e:

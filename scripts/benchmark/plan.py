@@ -81,6 +81,10 @@ def plan(args) -> list:
                         cases.append(dict(section="transformers", kind="engine", model=model, engine=engine, T=20,
                                           nets=1, precision=precision, batch=32,
                                           overrides=["distill.ipc=4", "distill.seq_len=16"]))
+    if "artefacts" in args.only:
+        from benchmark.artefacts import artefact_cases
+
+        cases += artefact_cases(args.quick)
     return finish(cases, args)
 
 

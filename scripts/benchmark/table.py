@@ -8,8 +8,11 @@ def add_ratios(results: list, clock: str) -> None:
     """Each engine row against sequential unroll of the same model, T, nets and precision (bf16 rows
     also against the same engine in fp32); vmap evaluation against the loop. `clock`: wall seconds, or
     the process's CPU seconds (less disturbed by other processes on a shared CPU; use --threads 1)."""
+    from benchmark.artefacts import artefact_ratios
+
     key = "seconds" if clock == "wall" else "cpu_seconds"
-    done = [r for r in results if "seconds" in r]
+    artefact_ratios(results, key)
+    done = [r for r in results if "seconds" in r and r["kind"] != "run"]
 
     def shape(r, precision, engine):
         return r["model"], r["T"], r["nets"], precision, engine, tuple(r["overrides"])
@@ -42,6 +45,10 @@ def add_ratios(results: list, clock: str) -> None:
 
 
 def describe(r: dict) -> tuple:
+    if r["kind"] == "run":
+        from benchmark.artefacts import describe_run
+
+        return describe_run(r)
     if "skipped" in r and r["kind"] == "engine":
         return r["section"], r["model"], "unroll, recompute x fp32, bf16", "T in 1, 3, 10"
     if r["kind"] == "engine":
