@@ -74,6 +74,8 @@ def validate(cfg) -> None:
               allow_zero=True)
     if cfg.distill.decay_factor > 1:
         raise ConfigError(f"distill.decay_factor={cfg.distill.decay_factor} must be in (0, 1]")
+    if cfg.distill.average is not None and not 0 < cfg.distill.average < 1:
+        raise ConfigError(f"distill.average={cfg.distill.average} must be in (0, 1) (the running average's decay; null: off)")
     if len(cfg.distill.betas) != 2 or not all(0 <= b < 1 for b in cfg.distill.betas):
         raise ConfigError(f"distill.betas={list(cfg.distill.betas)} must be two numbers in [0, 1)")
     if not cfg.eval.lr_grid or any(lr <= 0 for lr in cfg.eval.lr_grid):
