@@ -46,12 +46,13 @@ def main_table(args, rep: Reproduction, dataset: str) -> None:
 
 def selection_table(args, rep: Reproduction, dataset: str) -> None:
     iterations = args.iterations or 600
-    base = ["experiment=mnist_fixed_10", dataset, f"distill.iterations={iterations}", "eval.baselines=[]", *args.overrides]
+    base = ["experiment=mnist_fixed_10", dataset, f"distill.iterations={iterations}", "eval.baselines=[]",
+            f"distill.lr={args.lr}", *args.overrides]
     tenth = max(1, iterations // 10)
-    variants = [(f"every{tenth}", [f"eval.every={tenth}"], f"validation every {tenth} it. (ten checks)"),
-                ("every10", ["eval.every=10"], "validation every 10 it."),
-                ("every10_average0.99", ["eval.every=10", "distill.average=0.99"],
-                 "every 10 it., raw set or its running average (EMA 0.99)")]
+    variants = [("every10_average0.99", ["eval.every=10", "distill.average=0.99"],
+                 "every 10 it., raw set or its running average (EMA 0.99)"),
+                (f"every{tenth}", [f"eval.every={tenth}"], f"validation every {tenth} it. (ten checks)"),
+                ("every10", ["eval.every=10"], "validation every 10 it.")]
     results = [r for r in (rep.run(Cell(key, base + extra, {"selection": label})) for key, extra, label in variants) if r]
     rows = [{**r.cell.labels, "test": pct(r, "test"), "val (kept set)": pct(r, "val"),
              "kept at": str(r.get("distill/kept_iteration", "-")),
@@ -69,6 +70,7 @@ def main() -> None:
     parser.add_argument("--setting", choices=[*SETTINGS, "both"], default="both")
     parser.add_argument("--selection", action="store_true", help="the fixed-init selection table instead")
     parser.add_argument("--iterations", type=int, help="distill.iterations (default: the preset's; --selection: 600)")
+    parser.add_argument("--lr", type=float, default=0.05, help="--selection: distill.lr (a short run needs more than 0.01)")
     parser.add_argument("--out", default="outputs/reproduce", help="parent directory of the tables")
     parser.add_argument("--dry-run", action="store_true", help="show the table of what is finished; run nothing")
     parser.add_argument("overrides", nargs="*", help="extra dd-run overrides (after --)")

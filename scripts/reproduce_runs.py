@@ -119,9 +119,17 @@ class Reproduction:
               notes: Sequence[str] = ()) -> str:
         """Print the table and write it as table.md and table.json; returns the Markdown."""
         self.dir.mkdir(parents=True, exist_ok=True)
+        commands: List[str] = []  # long command lines go under the table, numbered; the row names its number
+        for r in rows:
+            if r.get("command") and r["command"] not in commands:
+                commands.append(r["command"])
+
+        def cell(r, c):
+            return f"[{commands.index(r[c]) + 1}]" if c == "command" and r.get(c) else str(r.get(c, ""))
+
         lines = [f"**{title}**", "", "| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-        lines += ["| " + " | ".join(str(r.get(c, "")) for c in columns) + " |" for r in rows]
-        lines += ["", *[f"{n}" for n in notes]]
+        lines += ["| " + " | ".join(cell(r, c) for c in columns) + " |" for r in rows]
+        lines += ["", *[f"[{i}] {c}  " for i, c in enumerate(commands, 1)], "", *notes]
         markdown = "\n".join(lines).rstrip() + "\n"
         (self.dir / "table.md").write_text(markdown)
         payload = {"title": title, "columns": list(columns), "rows": rows, "notes": list(notes),
