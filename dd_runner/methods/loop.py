@@ -27,6 +27,12 @@ log = logging.getLogger(__name__)
 Objective = Callable[[int, float], MetaGradient]
 
 
+def decay_period(d) -> int:
+    """Outer iterations between lr decays: distill.decay_every, or a tenth of the run (so that a shorter
+    distill.iterations keeps the schedule's shape: ten decays per run)."""
+    return d.decay_every or max(1, d.iterations // 10)
+
+
 def make_optimizer(d, synth) -> torch.optim.Optimizer:
     """distill.optimizer over the synthetic data and labels; the step sizes may get their own lr."""
     lr_params = [p for p in (synth.raw_lrs,) if p.requires_grad]
@@ -42,8 +48,7 @@ def optimise(ctx: RunContext, synth, objective: Objective, state: Dict[str, Any]
     cfg, d = ctx.cfg, ctx.cfg.distill
     params = synth.learnable()
     opt = make_optimizer(d, synth)
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=d.decay_every or max(1, d.iterations // 10),
-                                            gamma=d.decay_factor)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=decay_period(d), gamma=d.decay_factor)
     scaler = ctx.precision.grad_scaler()
     selection = ValidationSelection(ctx, synth)
     stats = LoopStats()
