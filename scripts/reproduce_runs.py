@@ -3,8 +3,8 @@ they stopped), and write the table as Markdown and JSON with the provenance of e
 
 A cell is one dd-run process in `outputs/reproduce/<name>/runs/<key>/`. Running a script again reuses a
 finished cell (its metrics.json) if it ran with the same settings, continues an interrupted one from its
-checkpoint (dd-run does that when the same command is given the same output_dir), and refuses, in one
-line, a directory that holds a run of other settings. Every figure in the table is read from a finished
+checkpoint (`dd-run resume=<cell>`), and refuses, in one line, a directory that holds a run of other
+settings. Every figure in the table is read from a finished
 run's metrics.json; beside it stand the command line, the dataset split, the budget, the wall time (the
 run's own distill + eval seconds, carried across resumes) and the machine.
 """
@@ -100,10 +100,13 @@ class Reproduction:
             if self.dry_run:
                 print(f"(not run) $ {command}")
                 return None
-            print(f"$ {command}" + ("   # continuing from its checkpoint" if (out / "checkpoint.safetensors").is_file() else ""),
-                  flush=True)
+            # An interrupted cell continues from its checkpoint with its own saved config (dd-run resume=DIR),
+            # which also bridges settings dd-run gained since (they take their defaults).
+            resume = (out / "checkpoint.safetensors").is_file()
+            launch = [f"resume={out}", *self.runtime] if resume else args
+            print(f"$ {command}" + (f"\n  continuing it: dd-run {' '.join(launch)}" if resume else ""), flush=True)
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "dd_runner", *args], check=True, stdout=subprocess.DEVNULL)
+            subprocess.run([sys.executable, "-m", "dd_runner", *launch], check=True, stdout=subprocess.DEVNULL)
             seconds = time.perf_counter() - start
             print(f"  done in {seconds:.0f} s", flush=True)
             (out / "reproduce.json").write_text(json.dumps({"machine": self.machine, "command": command,
