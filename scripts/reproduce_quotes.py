@@ -31,8 +31,8 @@ SIZES = {  # model, data and budget per mode
     "full": {"model": "{hidden_size: 64, num_layers: 2, num_heads: 2, intermediate_size: 256, "
                       "attention_types: [[[global, local], 1]], max_position_embeddings: 64, window_size: 32}",
              "max_length": 32, "pretrain": ['dataset.train_split=\"test[:3000]"', "train.epochs=2"],
-             "quotes": [], "distill": ["distill.steps=4", "distill.ipc=2", "distill.iterations=150"], "every": 30,
-             "train_epochs": 3, "seeds": 3},
+             "quotes": [], "distill": ["distill.steps=4", "distill.ipc=2", "distill.iterations=100"], "every": 20,
+             "train_epochs": 2, "seeds": 3},
     "quick": {"model": "{hidden_size: 32, num_layers: 1, num_heads: 2, intermediate_size: 64, "
                        "attention_types: [[[global], 1]], max_position_embeddings: 32, window_size: 16}",
               "max_length": 16, "pretrain": ['dataset.train_split=\"test[:200]"', "train.epochs=1"],
@@ -93,6 +93,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="CI-sized: tiny model, small slices, a few iterations")
     parser.add_argument("--hub", action="store_true", help="EleutherAI/gpt-neo-125M and Abirate/english_quotes from the hub")
     parser.add_argument("--seeds", type=int, help="seeds 0..n-1 (default 3; --quick 2)")
+    parser.add_argument("--jobs", type=int, default=1, help="dd-run processes at a time (after the pretraining)")
     parser.add_argument("--out", default="outputs/reproduce", help="parent directory of the tables")
     parser.add_argument("--dry-run", action="store_true", help="show the table of what is finished; run nothing")
     parser.add_argument("overrides", nargs="*", help="extra dd-run overrides for the distillation runs (after --)")
@@ -106,7 +107,11 @@ def main() -> None:
     pretrained = rep.run(pretrain) if pretrain else None
     if pretrain and pretrained is None:
         return
-    runs = {seed: {kind: rep.run(cell) for kind, cell in kinds.items()} for seed, kinds in seeds.items()}
+    order = [(seed, kind, cell) for seed, kinds in seeds.items() for kind, cell in kinds.items()]
+    done = rep.run_all([cell for _, _, cell in order], args.jobs)
+    runs = {seed: {} for seed in seeds}
+    for (seed, kind, _), result in zip(order, done):
+        runs[seed][kind] = result
     results = [r for kinds in runs.values() for r in kinds.values() if r] + ([pretrained] if pretrained else [])
 
     rows = []

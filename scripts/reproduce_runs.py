@@ -118,6 +118,15 @@ class Reproduction:
         return Result(cell, out, json.loads(metrics.read_text()), OmegaConf.load(out / "config.yaml"), command,
                       record["machine"], record.get("process_seconds"))
 
+    def run_all(self, cells: Sequence[Cell], jobs: int = 1) -> List[Optional[Result]]:
+        """run() for each cell, `jobs` dd-run processes at a time; results in the order of `cells`."""
+        if jobs <= 1:
+            return [self.run(c) for c in cells]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(jobs) as pool:
+            return list(pool.map(self.run, cells))
+
     def write(self, title: str, columns: Sequence[str], rows: List[Dict[str, str]], results: List[Result],
               notes: Sequence[str] = ()) -> str:
         """Print the table and write it as table.md and table.json; returns the Markdown."""
@@ -161,7 +170,7 @@ def budget_of(cfg) -> str:
 
 
 def provenance(r: Result, budget: Callable = budget_of) -> Dict[str, str]:
-    seconds = r.get("distill/seconds", 0.0) + r.get("eval/seconds", 0.0) or r.process_seconds
+    seconds = r.get("distill/seconds", 0.0) + r.get("eval/seconds", 0.0) or r.get("train/seconds") or r.process_seconds
     return {"command": f"`{r.command}`", "split": split_of(r.config), "budget": budget(r.config),
             "wall": f"{seconds / 60:.1f} min" if seconds else "-", "machine": r.machine}
 
