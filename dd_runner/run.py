@@ -197,7 +197,9 @@ def run_train(ctx: RunContext) -> Dict[str, float]:
 
     cfg = ctx.cfg
     theta0 = ctx.learner.draw(derive_seed(cfg.seed, "theta0"))  # the fixed-init theta_0 of the same seed
+    start = time.perf_counter()
     params, result = full_data_training(ctx, theta0)
+    result["train/seconds"] = time.perf_counter() - start
     path = ctx.out / "model.safetensors"
     save_tensors(path, ctx.learner.as_dict(params), {"format": "dd-runner/model", "model": cfg.model.name,
                                                       "dataset": cfg.dataset.name, "seed": str(cfg.seed)})

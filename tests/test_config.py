@@ -67,6 +67,26 @@ def test_experiment_presets_set_the_papers_settings():
     assert compose_cfg(["experiment=mnist_fixed_10", "distill.iterations=7"]).distill.iterations == 7
 
 
+def test_mnist_presets_carry_the_authors_budget_and_a_short_run_keeps_the_schedule():
+    from dd_runner.methods.loop import decay_period
+
+    for preset, nets in (("mnist_fixed_10", 1), ("mnist_random_100", 4)):
+        d = compose_cfg([f"experiment={preset}"]).distill
+        assert (d.iterations, d.batch_size, d.sample_nets, d.lr, d.decay_factor) == (23400, 1024, nets, 0.01, 0.5)
+        assert decay_period(d) == 2340  # every 40 of the authors' 400 epochs
+        assert decay_period(compose_cfg([f"experiment={preset}", "distill.iterations=2000"]).distill) == 200
+    assert decay_period(compose_cfg(["experiment=mnist_fixed_10", "distill.decay_every=500"]).distill) == 500
+
+
+def test_agnews_preset_is_the_slides_setting_and_leaves_labels_and_init_to_the_command_line():
+    cfg = compose_cfg(["experiment=agnews_maekawa", "init=random", "labels=unrestricted", "labels.attention=cls"])
+    d = cfg.distill
+    assert (cfg.dataset.name, cfg.model.name, d.steps, d.ipc, d.init_lr, d.lr, d.clip_grad, cfg.model.dropout) == \
+        ("agnews", "distilbert", 1, 1, 0.5, 0.002, 1.0, 0.0)
+    assert (cfg.init.mode, cfg.labels.type, cfg.labels.attention) == ("random", "unrestricted", "cls")
+    assert compose_cfg(["experiment=agnews_maekawa"]).init.mode == compose_cfg([]).init.mode  # not set by the preset
+
+
 @pytest.mark.parametrize("argv, needle", [
     (["distill.stepz=3"], "unknown key 'distill.stepz' (did you mean 'distill.steps'?)"),
     (["distill.steps=abc"], "invalid value for distill.steps"),

@@ -98,6 +98,7 @@ def test_random_init_evaluates_unseen_nets(mnist_overrides, tmp_path):
 def test_train_mode_checkpoint_feeds_pretrained_init(mnist_overrides, tmp_path):
     trained = run(compose_cfg(mnist_overrides + TINY + ["mode=train", "train.epochs=1", f"output_dir={tmp_path / 'train'}"]))
     assert trained["test/acc"] > 0.8  # LeNet after one epoch on 7,200 real images
+    assert trained["train/seconds"] > 0  # its wall time, for the tables of scripts/reproduce_*.py
     ckpt = tmp_path / "train" / "model.safetensors"
     metrics = run(compose_cfg(mnist_overrides + TINY + ["init=pretrained", f"init.checkpoint={ckpt}",
                                                         "distill.steps=1", "distill.epochs=1",

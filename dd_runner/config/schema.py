@@ -153,6 +153,7 @@ class DistillConfig:
     clip_grad: Optional[float] = None  # max norm of the meta-gradient
     decay_every: Optional[int] = None  # StepLR period in iterations (None: a tenth of the run)
     decay_factor: float = 0.5
+    average: Optional[float] = None  # EMA decay of a running average of the set, validated beside it (None: off)
     engine: str = "unroll"  # unroll | recompute | vmap | vmap_recompute (vmap: sampled nets batched)
     recompute_every: int = 0  # recompute engines: keep every k-th step's parameters (0: all)
     vmap_chunk: int = 0  # vmap engines: nets unrolled together, bounds memory (0: all sample_nets)

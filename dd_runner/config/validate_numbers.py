@@ -40,6 +40,7 @@ RANGES: Dict[str, Bound] = {
     **{k: FRACTION for k in _FRACTION_KEYS},
     "seed": SEED, "dataset.split_seed": SEED, "dataset.mean": ANY, "dataset.label_offset": ANY,
     "distill.decay_factor": ("in (0, 1]", lambda v: 0 < v <= 1),
+    "distill.average": ("in (0, 1) (the running average's decay; null: off)", lambda v: 0 < v < 1),
     "distill.betas": ("in [0, 1)", lambda v: 0 <= v < 1),
     "labels.alpha": ("in [0, 1]", lambda v: 0 <= v <= 1),
     "augment.scale": (">= 1 (images are scaled by a factor in [1/scale, scale])", lambda v: v >= 1),

@@ -32,6 +32,7 @@ from dd_runner.core.seeding import generator
 from dd_runner.data.bundle import Split
 from dd_runner.data.stream import RealBatches
 from dd_runner.methods.context import Distilled, LoopStats, RunContext
+from dd_runner.methods.loop import decay_period
 from dd_runner.models.learner import Params
 from dd_runner.synthetic.build import make_synthetic
 from dd_runner.synthetic.text_view import write_csv
@@ -89,7 +90,7 @@ def logit_match(ctx: RunContext) -> Distilled:
         raise RunError(f"only {len(pools['train'])} training sequences have distill.seq_len={S} tokens, fewer than the "
                        f"{count} synthetic ones: lower distill.seq_len or distill.steps x distill.ipc")
     opt = torch.optim.Adam([synth.data], lr=d.lr, betas=tuple(d.betas))                       # 4
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=d.decay_every or max(1, d.iterations // 10),
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=decay_period(d),
                                             gamma=d.decay_factor)
     batches = RealBatches(pools["train"], count, cfg.seed, ctx.device)
     val_nets = ctx.inits.eval_nets(e.val_nets, purpose="val")

@@ -3,7 +3,8 @@
 A method supplies `objective(iteration, loss_scale) -> MetaGradient` (its loss and the gradient of the
 synthetic set's learnable tensors); the loop does the rest the same way for all of them: the optimiser
 (Adam or SGD) and StepLR, AMP loss scaling, gradient clipping, the non-finite check, logging, validation
-with best-set selection, checkpoints and resume, stop signals.
+with best-set selection (also among running averages of the set: `distill.average`), checkpoints and
+resume, stop signals.
 """
 
 from __future__ import annotations
@@ -19,10 +20,17 @@ from dd_runner.core.errors import RunError
 from dd_runner.core.progress import progress
 from dd_runner.engines import MetaGradient
 from dd_runner.eval.selection import ValidationSelection
+from dd_runner.methods.averaging import SetAverage
 from dd_runner.methods.context import Distilled, LoopStats, RunContext
 
 log = logging.getLogger(__name__)
 Objective = Callable[[int, float], MetaGradient]
+
+
+def decay_period(d) -> int:
+    """Outer iterations between lr decays: distill.decay_every, or a tenth of the run (so that a shorter
+    distill.iterations keeps the schedule's shape: ten decays per run)."""
+    return d.decay_every or max(1, d.iterations // 10)
 
 
 def make_optimizer(d, synth) -> torch.optim.Optimizer:
@@ -40,14 +48,14 @@ def optimise(ctx: RunContext, synth, objective: Objective, state: Dict[str, Any]
     cfg, d = ctx.cfg, ctx.cfg.distill
     params = synth.learnable()
     opt = make_optimizer(d, synth)
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=d.decay_every or max(1, d.iterations // 10),
-                                            gamma=d.decay_factor)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=decay_period(d), gamma=d.decay_factor)
     scaler = ctx.precision.grad_scaler()
     selection = ValidationSelection(ctx, synth)
     stats = LoopStats()
+    average = SetAverage(params, d.average) if d.average else None
     # Everything the loop changes, so that a checkpoint restores the run exactly.
     state = {"synth": synth, "optimizer": opt, "scheduler": sched, "scaler": scaler, "selection": selection,
-             "stats": stats, **(state or {})}
+             "stats": stats, **({"average": average} if average else {}), **(state or {})}
     first = ctx.checkpoints.restore(state, allow_config_change=ctx.resuming)
     if first == 0:
         ctx.checkpoints.save(state, 0)
@@ -70,6 +78,8 @@ def optimise(ctx: RunContext, synth, objective: Objective, state: Dict[str, Any]
             scaler.update()
             sched.step()
             stats.loss = loss
+            if average:
+                average.update()
 
             done = it + 1
             record = {}
@@ -80,13 +90,27 @@ def optimise(ctx: RunContext, synth, objective: Objective, state: Dict[str, Any]
                           **dict(zip(("distill/grad_norm", "distill/lr_mean", "distill/lr_min", "distill/lr_max"),
                                      figures))}
             if selection.due(done):
-                record["val/acc_mean"] = selection.check(done, synth)
-                log.info("iteration %d: loss %.4f, val acc %.4f", done, loss, record["val/acc_mean"])
+                record.update(validate(selection, done, synth, average))
+                scores = [f"{v:.4f}{' (average)' if k.endswith('average') else ''}"
+                          for k, v in record.items() if k.startswith("val/")]
+                log.info("iteration %d: loss %.4f, val acc %s", done, loss, ", ".join(scores))
             if record:
                 ctx.tracker.log(record, step=done)
             bar.update(loss=loss, val=selection.best_acc)
             ctx.checkpoints.step(state, done)
 
-    kept = selection.finish(synth, d.iterations)
+    if average and selection.every > 0 and not selection.due(d.iterations):
+        validate(selection, d.iterations, synth, average)  # the last raw set and its average are candidates too
+    kept = selection.finish(synth, d.iterations, final_checked=average is not None)
+    metrics = {"distill/kept_average": float(selection.best_source == "average")} if average else {}
     return Distilled(synth=synth, iterations=d.iterations, seconds=stats.elapsed(), final_loss=stats.loss,
-                     kept_iteration=kept)
+                     kept_iteration=kept, metrics=metrics)
+
+
+def validate(selection: ValidationSelection, done: int, synth, average) -> Dict[str, float]:
+    """Validation accuracy of the raw set and, with distill.average, of its running average."""
+    record = {"val/acc_mean": selection.check(done, synth)}
+    if average:
+        with average.applied():
+            record["val/acc_average"] = selection.check(done, synth, source="average")
+    return record
