@@ -21,7 +21,7 @@ from dd_runner.core.memory import PeakMemory
 from dd_runner.core.seeding import derive_seed, seed_everything
 from dd_runner.data import load_data
 from dd_runner.eval.protocol import resolve_protocol
-from dd_runner.methods.context import RunContext
+from dd_runner.context import RunContext
 from dd_runner.models import build_learner
 from dd_runner.models.inits import InitSampler
 from dd_runner.runtime.artefacts import add_results, save_distilled, save_image_grid, write_config

@@ -19,7 +19,7 @@ from conftest import MNIST_OFFLINE, TINY, compose_cfg, shared_data
 
 
 def dd_export(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "dd_runner.export", *map(str, args)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "dd_runner.runtime.export", *map(str, args)], capture_output=True,
                           text=True, timeout=300, env={**os.environ, **(env or {})})
 
 

@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 from dd_runner.config.model_options import model_config
 from dd_runner.eval.judge import Judge, Row
 from dd_runner.eval.protocol import summary
-from dd_runner.methods.context import RunContext
+from dd_runner.context import RunContext
 from dd_runner.models import build_learner
 from dd_runner.models.inits import InitSampler
 

@@ -18,7 +18,7 @@ from dd_runner.data.bundle import DataBundle
 from dd_runner.models.learner import Learner, Params
 
 if TYPE_CHECKING:  # the context is built by run(); only its type is needed here
-    from dd_runner.methods.context import RunContext
+    from dd_runner.context import RunContext
 
 log = logging.getLogger(__name__)
 

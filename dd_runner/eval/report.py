@@ -22,7 +22,7 @@ from dd_runner.eval.cross_arch import Candidate, cross_architecture
 from dd_runner.eval.judge import Judge, Row
 from dd_runner.eval.results import protocol_text
 from dd_runner.eval.protocol import summary
-from dd_runner.methods.context import RunContext
+from dd_runner.context import RunContext
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from dd_runner.core.progress import progress
 from dd_runner.engines import MetaGradient
 from dd_runner.eval.selection import ValidationSelection
 from dd_runner.methods.averaging import SetAverage
-from dd_runner.methods.context import Distilled, LoopStats, RunContext
+from dd_runner.context import Distilled, LoopStats, RunContext
 
 log = logging.getLogger(__name__)
 Objective = Callable[[int, float], MetaGradient]

@@ -1,4 +1,6 @@
-"""What a run hands to its method and to the evaluation: the resolved pieces, built once in run()."""
+"""What a run hands to its method and to the evaluation: the resolved pieces, built once in run(), and what a
+method returns. It sits at the package root because methods/ and eval/ both use it and it uses only layers
+below them (core, data, models)."""
 
 from __future__ import annotations
 
