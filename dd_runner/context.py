@@ -30,6 +30,7 @@ class RunContext:
     checkpoints: Any = None  # dd_runner.runtime.checkpoint.Checkpointer
     resuming: bool = False  # an explicit resume=DIR (may continue with changed settings)
     snapshots: Any = None  # dd_runner.runtime.snapshots.Snapshots: the set at every validation point (or None)
+    eval_models: Dict[str, Any] = field(default_factory=dict)  # eval.models: option -> its model config
 
 
 class LoopStats:

@@ -12,8 +12,10 @@ import time
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
+from dd_runner.config.model_options import model_config
 from dd_runner.config.validate import validate
 from dd_runner.config.validate_numbers import check_against_data
+from dd_runner.context import RunContext
 from dd_runner.core.device import Precision, configure_backends, resolve_device
 from dd_runner.core.errors import RunError
 from dd_runner.core.files import save_tensors, write_json
@@ -21,7 +23,6 @@ from dd_runner.core.memory import PeakMemory
 from dd_runner.core.seeding import derive_seed, seed_everything
 from dd_runner.data import load_data
 from dd_runner.eval.protocol import resolve_protocol
-from dd_runner.context import RunContext
 from dd_runner.models import build_learner
 from dd_runner.models.inits import InitSampler
 from dd_runner.runtime.artefacts import add_results, save_distilled, save_image_grid, write_config
@@ -102,8 +103,9 @@ def build_context(cfg, out: Path, tracker, checkpoints, resuming: bool = False) 
         learner.compile_evaluation()
     inits = InitSampler(cfg.init, learner, cfg.seed) if cfg.mode in ("distill", "baselines") else None
     snapshots = Snapshots(cfg, out, data, learner, tracker) if cfg.mode == "distill" and cfg.eval.snapshots else None
+    eval_models = {option: model_config(option) for option in cfg.eval.models}  # built from their own YAML
     return RunContext(cfg, out, device, precision, data, learner, inits=inits, tracker=tracker,
-                      checkpoints=checkpoints, resuming=resuming, snapshots=snapshots)
+                      checkpoints=checkpoints, resuming=resuming, snapshots=snapshots, eval_models=eval_models)
 
 
 def record_failure(out: Path, error: BaseException, checkpoints) -> None:

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from torch import nn
 
-from dd_runner.methods.augment import SiameseAugment
+from dd_runner.data.augment import SiameseAugment
 from dd_runner.runtime.checkpoint import Checkpointer
 from dd_runner.eval.baselines import herding_order, kcenter_order
 from dd_runner.methods import METHODS

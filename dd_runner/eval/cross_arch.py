@@ -18,10 +18,9 @@ from typing import Dict, List, NamedTuple, Optional
 
 from omegaconf import OmegaConf
 
-from dd_runner.config.model_options import model_config
+from dd_runner.context import RunContext
 from dd_runner.eval.judge import Judge, Row
 from dd_runner.eval.protocol import summary
-from dd_runner.context import RunContext
 from dd_runner.models import build_learner
 from dd_runner.models.inits import InitSampler
 
@@ -40,7 +39,7 @@ class Candidate(NamedTuple):
 
 def judge_on(ctx: RunContext, synth, option: str) -> Judge:
     """A Judge whose networks are `option`'s, drawn at random (whatever the run's init mode)."""
-    learner = build_learner(model_config(option), ctx.data, ctx.device, ctx.precision, ctx.cfg.distill)
+    learner = build_learner(ctx.eval_models[option], ctx.data, ctx.device, ctx.precision, ctx.cfg.distill)
     inits = InitSampler(OmegaConf.create({"mode": "random", "checkpoint": None, "resample": []}), learner, ctx.cfg.seed)
     return Judge(dataclasses.replace(ctx, learner=learner, inits=inits), synth)
 

@@ -13,9 +13,9 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
+from dd_runner.context import RunContext
 from dd_runner.eval.full_data import full_data_training
 from dd_runner.eval.protocol import accuracies, make_augment_each, make_schedule, scores, summary
-from dd_runner.context import RunContext
 
 Row = Tuple[str, Dict[str, float]]
 

@@ -18,11 +18,11 @@ from __future__ import annotations
 import logging
 from typing import Dict, List, Tuple
 
+from dd_runner.context import RunContext
 from dd_runner.core.progress import progress
 from dd_runner.core.seeding import generator
 from dd_runner.eval.judge import Judge, Row
 from dd_runner.eval.protocol import scores
-from dd_runner.context import RunContext
 from dd_runner.synthetic.text import real_sequences
 
 log = logging.getLogger(__name__)

@@ -136,7 +136,7 @@ def make_augment_each(cfg) -> Optional[Callable[[torch.Tensor, int], torch.Tenso
         return None
     from omegaconf import OmegaConf
 
-    from dd_runner.methods.augment import SiameseAugment
+    from dd_runner.data.augment import SiameseAugment
 
     transform = SiameseAugment(OmegaConf.merge(cfg.augment, {"name": "dsa"}))
 

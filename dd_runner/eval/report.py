@@ -15,14 +15,14 @@ from typing import Dict, List, Tuple
 
 import torch.nn.functional as F
 
+from dd_runner.context import RunContext
 from dd_runner.core.progress import progress
 from dd_runner.core.seeding import generator
 from dd_runner.eval.baselines import SELECTORS, ClassPool
 from dd_runner.eval.cross_arch import Candidate, cross_architecture
 from dd_runner.eval.judge import Judge, Row
-from dd_runner.eval.results import protocol_text
 from dd_runner.eval.protocol import summary
-from dd_runner.context import RunContext
+from dd_runner.eval.results import protocol_text
 
 log = logging.getLogger(__name__)
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import torch
 
+from dd_runner.context import Distilled, RunContext
+from dd_runner.data.augment import make_augment
 from dd_runner.data.stream import ClassBatches
 from dd_runner.engines import MetaGradient
 from dd_runner.engines.base import zeros_for_unused
-from dd_runner.methods.augment import make_augment
-from dd_runner.context import Distilled, RunContext
 from dd_runner.methods.loop import optimise
 from dd_runner.methods.matching import class_pair
 from dd_runner.synthetic.build import make_synthetic

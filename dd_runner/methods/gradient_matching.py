@@ -13,12 +13,12 @@ from typing import Sequence
 
 import torch
 
+from dd_runner.context import Distilled, RunContext
 from dd_runner.core.seeding import derive_seed, generator
+from dd_runner.data.augment import make_augment
 from dd_runner.data.stream import ClassBatches
 from dd_runner.engines import MetaGradient
 from dd_runner.engines.base import zeros_for_unused
-from dd_runner.methods.augment import make_augment
-from dd_runner.context import Distilled, RunContext
 from dd_runner.methods.loop import optimise
 from dd_runner.methods.matching import CarriedNet, class_pair
 from dd_runner.models.learner import Step

@@ -26,12 +26,12 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from dd_runner.context import Distilled, LoopStats, RunContext
 from dd_runner.core.errors import RunError
 from dd_runner.core.progress import progress
 from dd_runner.core.seeding import generator
 from dd_runner.data.bundle import Split
 from dd_runner.data.stream import RealBatches
-from dd_runner.context import Distilled, LoopStats, RunContext
 from dd_runner.methods.loop import decay_period
 from dd_runner.models.learner import Params
 from dd_runner.synthetic.build import make_synthetic

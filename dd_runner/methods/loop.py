@@ -15,13 +15,13 @@ from typing import Any, Callable, Dict
 
 import torch
 
+from dd_runner.context import Distilled, LoopStats, RunContext
 from dd_runner.core.device import current_loss_scale
 from dd_runner.core.errors import RunError
 from dd_runner.core.progress import progress
 from dd_runner.engines import MetaGradient
 from dd_runner.eval.selection import ValidationSelection
 from dd_runner.methods.averaging import SetAverage
-from dd_runner.context import Distilled, LoopStats, RunContext
 
 log = logging.getLogger(__name__)
 Objective = Callable[[int, float], MetaGradient]

@@ -15,10 +15,10 @@ Under torchrun the nets of line 4 are split across processes and their meta-grad
 
 from __future__ import annotations
 
+from dd_runner.context import Distilled, RunContext
 from dd_runner.data.stream import RealBatches
 from dd_runner.engines import ENGINES, EngineOptions, MetaGradient
 from dd_runner.engines.sharded import meta_gradient as split_meta_gradient
-from dd_runner.context import Distilled, RunContext
 from dd_runner.methods.loop import optimise
 from dd_runner.synthetic.build import make_synthetic
 

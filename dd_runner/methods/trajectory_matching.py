@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import torch
 
+from dd_runner.context import Distilled, RunContext
 from dd_runner.core.seeding import generator
 from dd_runner.engines import MetaGradient
 from dd_runner.engines.base import zeros_for_unused
-from dd_runner.context import Distilled, RunContext
 from dd_runner.methods.experts import ExpertPool
 from dd_runner.methods.loop import optimise
 from dd_runner.synthetic.build import make_synthetic
