@@ -83,7 +83,8 @@ def test_every_package_ships():
     listed = set(project["tool"]["setuptools"]["packages"])
     on_disk = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "dd_runner").rglob("__init__.py")}
     assert on_disk - {"dd_runner.conf"} <= listed and "dd_runner.conf" in listed
-    assert project["project"]["scripts"] == {"dd-run": "dd_runner.cli:main", "dd-report": "dd_runner.sweeps.report:main"}
+    assert project["project"]["scripts"] == {"dd-run": "dd_runner.cli:main", "dd-report": "dd_runner.sweeps.report:main",
+                                           "dd-export": "dd_runner.runtime.export:main"}
     yaml_globs = project["tool"]["setuptools"]["package-data"]["dd_runner.conf"]
     shipped = {p for g in yaml_globs for p in (REPO / "conf").glob(g)}
     assert set((REPO / "conf").rglob("*.yaml")) <= shipped
