@@ -23,7 +23,7 @@ import statistics
 import sys
 import urllib.request
 
-from reproduce_runs import Cell, Reproduction, provenance
+from reproduce_runs import Cell, Reproduction, budget_of, provenance, training_budget
 
 from dd_runner.data.hub import minilm_stand_in
 
@@ -89,6 +89,11 @@ def cells(args):
     return pretrain, seeds
 
 
+def budget_of_row(key: str):
+    """The pretrained start has no fine-tuning budget; the other rows have the distillation's."""
+    return (lambda cfg: "- (no fine-tuning)") if key == "baselines/untrained" else budget_of
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="CI-sized: tiny model, small slices, a few iterations")
@@ -133,7 +138,7 @@ def main() -> None:
             "perplexity": f"{statistics.fmean(values):.1f}" + (f" ± {statistics.stdev(values):.1f}" if len(values) > 1 else ""),
             "per seed": ", ".join(f"{v:.1f}" for v in values), "seeds": str(len(values)),
             "lr": "learned" if key == "test" else "-" if lr in (None, "-") else (f"{lr:g}" if isinstance(lr, (int, float)) else str(lr)),
-            **provenance(first),
+            **provenance(first, training_budget if "full_data" in key else budget_of_row(key)),
             "command": provenance(first)["command"].replace(f"seed={found[0][0]}", "seed=" + "|".join(str(s) for s, _ in found)),
             "sources": [{"dir": str(r.out), "key": f"{key}/ppl_mean", "value": r.metrics[f"{key}/ppl_mean"]} for _, r in found],
         })
