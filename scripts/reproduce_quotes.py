@@ -64,7 +64,7 @@ def cells(args):
     size = SIZES["quick" if args.quick else "full"]
     length = [f"dataset.max_length={size['max_length']}", "distill.seq_len=16" if not args.quick else "distill.seq_len=8"]
     if args.hub:
-        model, data, pretrain, init = ["model=gpt_neo", "precision=bf16"], ["dataset=english_quotes"], None, []
+        model, data, pretrain, init = ["model=gpt_neo", "precision=bf16"], ["dataset=english_quotes"], None, ["init=pretrained"]
     else:
         tokenizer = minilm_stand_in()
         if tokenizer is None:
