@@ -92,7 +92,7 @@ def main() -> None:
     rep.write(f"AG News, 4 synthetic articles x 1 step, model={args.model} (test accuracy %)",
               ["init", "labels", "slides", "distilled (4 articles)", "random real, tuned lr",
                "random real, distilled lr", "full data", *PROVENANCE], rows, results,
-              ["Slides: DistilBERT on the full AG News (120,000 articles); the offline split distils from 6,000."])
+              ["Slides: DistilBERT on the full AG News (120,000 articles); the split column says what each cell distilled from."])
 
 
 if __name__ == "__main__":

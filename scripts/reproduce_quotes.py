@@ -23,7 +23,7 @@ import statistics
 import sys
 import urllib.request
 
-from reproduce_runs import Cell, Reproduction, provenance
+from reproduce_runs import Cell, Reproduction, budget_of, provenance, training_budget
 
 from dd_runner.data.hub import minilm_stand_in
 
@@ -64,7 +64,7 @@ def cells(args):
     size = SIZES["quick" if args.quick else "full"]
     length = [f"dataset.max_length={size['max_length']}", "distill.seq_len=16" if not args.quick else "distill.seq_len=8"]
     if args.hub:
-        model, data, pretrain, init = ["model=gpt_neo", "precision=bf16"], ["dataset=english_quotes"], None, []
+        model, data, pretrain, init = ["model=gpt_neo", "precision=bf16"], ["dataset=english_quotes"], None, ["init=pretrained"]
     else:
         tokenizer = minilm_stand_in()
         if tokenizer is None:
@@ -82,10 +82,16 @@ def cells(args):
     seeds = {}
     for seed in range(args.seeds or size["seeds"]):
         ceiling = ["eval.baselines=[random_real,full_data]"] if seed == 0 else ["eval.baselines=[random_real]"]
-        seeds[seed] = {"pm": Cell(f"pm_seed{seed}", [*common, "method=performance_matching", *ceiling, f"seed={seed}"]),
-                       "lm": Cell(f"logit_match_seed{seed}", [*common, "method=logit_match", "eval.baselines=[]",
-                                                            f"seed={seed}"])}
+        kinds = {"pm": Cell(f"pm_seed{seed}", [*common, "method=performance_matching", *ceiling, f"seed={seed}"]),
+                 "lm": Cell(f"logit_match_seed{seed}", [*common, "method=logit_match", "eval.baselines=[]",
+                                                      f"seed={seed}"])}
+        seeds[seed] = {kind: cell for kind, cell in kinds.items() if kind in args.methods}
     return pretrain, seeds
+
+
+def budget_of_row(key: str):
+    """The pretrained start has no fine-tuning budget; the other rows have the distillation's."""
+    return (lambda cfg: "- (no fine-tuning)") if key == "baselines/untrained" else budget_of
 
 
 def main() -> None:
@@ -93,6 +99,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="CI-sized: tiny model, small slices, a few iterations")
     parser.add_argument("--hub", action="store_true", help="EleutherAI/gpt-neo-125M and Abirate/english_quotes from the hub")
     parser.add_argument("--seeds", type=int, help="seeds 0..n-1 (default 3; --quick 2)")
+    parser.add_argument("--methods", nargs="+", choices=["pm", "lm"], default=["pm", "lm"],
+                        help="pm: performance matching on the LM loss; lm: method=logit_match")
+    parser.add_argument("--tag", help="a variant (e.g. other overrides after --): its own table quotes_<tag>, "
+                                      "the same pretrained model")
     parser.add_argument("--jobs", type=int, default=1, help="dd-run processes at a time (after the pretraining)")
     parser.add_argument("--out", default="outputs/reproduce", help="parent directory of the tables")
     parser.add_argument("--dry-run", action="store_true", help="show the table of what is finished; run nothing")
@@ -102,9 +112,9 @@ def main() -> None:
         sys.exit("reproduce_quotes: --hub needs huggingface.co (EleutherAI/gpt-neo-125M, Abirate/english_quotes), "
                  "which is not reachable from here; run without --hub for the offline proxy")
     name = "quotes" + ("_hub" if args.hub else "") + ("_quick" if args.quick else "")
-    rep = Reproduction(name, args.out, dry_run=args.dry_run)
     pretrain, seeds = cells(args)
-    pretrained = rep.run(pretrain) if pretrain else None
+    pretrained = Reproduction(name, args.out, dry_run=args.dry_run).run(pretrain) if pretrain else None
+    rep = Reproduction(name + (f"_{args.tag}" if args.tag else ""), args.out, dry_run=args.dry_run)
     if pretrain and pretrained is None:
         return
     order = [(seed, kind, cell) for seed, kinds in seeds.items() for kind, cell in kinds.items()]
@@ -117,7 +127,7 @@ def main() -> None:
     rows = []
     for label, kind, key in ROWS:
         found = [(seed, kinds[kind]) for seed, kinds in runs.items()
-                 if kinds[kind] is not None and f"{key}/ppl_mean" in kinds[kind].metrics]
+                 if kinds.get(kind) is not None and f"{key}/ppl_mean" in kinds[kind].metrics]
         if not found:
             continue
         values = [r.metrics[f"{key}/ppl_mean"] for _, r in found]
@@ -128,7 +138,7 @@ def main() -> None:
             "perplexity": f"{statistics.fmean(values):.1f}" + (f" ± {statistics.stdev(values):.1f}" if len(values) > 1 else ""),
             "per seed": ", ".join(f"{v:.1f}" for v in values), "seeds": str(len(values)),
             "lr": "learned" if key == "test" else "-" if lr in (None, "-") else (f"{lr:g}" if isinstance(lr, (int, float)) else str(lr)),
-            **provenance(first),
+            **provenance(first, training_budget if "full_data" in key else budget_of_row(key)),
             "command": provenance(first)["command"].replace(f"seed={found[0][0]}", "seed=" + "|".join(str(s) for s, _ in found)),
             "sources": [{"dir": str(r.out), "key": f"{key}/ppl_mean", "value": r.metrics[f"{key}/ppl_mean"]} for _, r in found],
         })

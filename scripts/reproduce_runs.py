@@ -103,10 +103,13 @@ class Reproduction:
             # An interrupted cell continues from its checkpoint with its own saved config (dd-run resume=DIR),
             # which also bridges settings dd-run gained since (they take their defaults).
             resume = (out / "checkpoint.safetensors").is_file()
-            launch = [f"resume={out}", *self.runtime] if resume else args
+            launch = [f"resume={out}"] if resume else args  # resume keeps the run's own logger too
             print(f"$ {command}" + (f"\n  continuing it: dd-run {' '.join(launch)}" if resume else ""), flush=True)
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "dd_runner", *launch], check=True, stdout=subprocess.DEVNULL)
+            code = subprocess.run([sys.executable, "-m", "dd_runner", *launch], stdout=subprocess.DEVNULL).returncode
+            if code:
+                sys.exit(f"{self.name}: dd-run exited with {code} in {out} (its dd-run.log has the details); "
+                         "run this script again to continue")
             seconds = time.perf_counter() - start
             print(f"  done in {seconds:.0f} s", flush=True)
             (out / "reproduce.json").write_text(json.dumps({"machine": self.machine, "command": command,
@@ -163,10 +166,18 @@ def split_of(cfg) -> str:
 def budget_of(cfg) -> str:
     d = cfg.distill
     if cfg.mode == "train":
-        return f"train {cfg.train.epochs} epochs, batch {cfg.train.batch_size}, lr {cfg.train.lr}"
+        return training_budget(cfg)
     decay = d.decay_every or max(1, d.iterations // 10)
+    per_step = (f"{d.ipc} sequence(s) of {d.seq_len} tokens" if cfg.dataset.get("task") == "language_modeling"
+                else f"{d.ipc}/class")
     return (f"{d.iterations} it. x {d.sample_nets} net(s), batch {d.batch_size}, lr {d.lr} x{d.decay_factor}/{decay} it.; "
-            f"{d.steps} step(s) x {d.epochs} epoch(s) x {d.ipc}/class")
+            f"{d.steps} step(s) x {d.epochs} epoch(s) x {per_step}")
+
+
+def training_budget(cfg) -> str:
+    """The budget of ordinary training (mode=train, or the full_data ceiling of a distillation run)."""
+    t = cfg.train
+    return f"train {t.epochs} epochs, batch {t.batch_size}, {t.optimizer} lr {t.lr}"
 
 
 def provenance(r: Result, budget: Callable = budget_of) -> Dict[str, str]:
