@@ -23,6 +23,7 @@ NEEDS = {  # options that only make sense together with other settings
     # text options are composed with a partner of the same task
     ("dataset", "agnews"): ["model=distilbert"], ("dataset", "agnews_offline"): ["model=bert"],
     ("dataset", "english_quotes"): ["model=gpt_neo"], ("dataset", "english_quotes_offline"): ["model=gpt_neo"],
+    ("dataset", "agnews_text_offline"): ["model=gpt_neo"],
     ("model", "distilbert"): ["dataset=agnews"], ("model", "bert"): ["dataset=agnews_offline"],
     ("model", "gpt_neo"): ["dataset=english_quotes"],
     ("method", "logit_match"): ["dataset=english_quotes", "model=gpt_neo"],
