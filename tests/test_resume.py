@@ -17,6 +17,12 @@ from dd_runner.run import run
 from cli import FAST, dd_run, popen
 from conftest import TINY, compose_cfg
 
+
+def results(metrics: dict) -> dict:
+    """metrics.json without its measurements of cost (wall time, peak memory), which no two runs share."""
+    return {k: v for k, v in metrics.items() if "seconds" not in k and "peak_memory" not in k}
+
+
 # Random init, several nets, validation and selection: every piece of state a resume must restore.
 RUN = ["dataset=mnist_offline", "init=random", "distill.steps=3", "distill.epochs=2", "distill.iterations=24",
        "distill.sample_nets=2", "eval.every=8", "checkpoint.every=1", *FAST]
@@ -60,7 +66,7 @@ def test_sigkill_then_resume_is_byte_identical(uninterrupted, tmp_path, kill_at)
     assert resumed.returncode == 0, resumed.stderr
     assert (run_dir / "distilled.safetensors").read_bytes() == (uninterrupted / "distilled.safetensors").read_bytes()
     a, b = (json.loads((d / "metrics.json").read_text()) for d in (uninterrupted, run_dir))
-    assert {k: v for k, v in a.items() if "seconds" not in k} == {k: v for k, v in b.items() if "seconds" not in k}
+    assert results(a) == results(b)
     assert "resuming from the checkpoint of iteration" in (run_dir / "dd-run.log").read_text()
     # the set at every validation point survives the kill: the same snapshots, and the whole evolution
     snapshots = sorted(p.name for p in (uninterrupted / "snapshots").iterdir())
@@ -93,7 +99,7 @@ def test_same_seed_same_artefacts_and_finished_runs_are_not_redone(mnist_overrid
     for name in ("distilled.safetensors", "config.yaml"):
         a, b = (tmp_path / "a" / name).read_bytes(), (tmp_path / "b" / name).read_bytes()
         assert a == b or name == "config.yaml" and a.replace(b"/a\n", b"/b\n") == b, name
-    assert {k: v for k, v in m1.items() if "seconds" not in k} == {k: v for k, v in m2.items() if "seconds" not in k}
+    assert results(m1) == results(m2)
     # the same config into a finished run's directory returns its metrics without recomputing
     stamp = (tmp_path / "a" / "metrics.json").stat().st_mtime_ns
     assert run(compose_cfg(overrides + [f"output_dir={tmp_path / 'a'}"])) == m1
