@@ -9,8 +9,9 @@ import time
 
 import torch
 
-from benchmark.memory import PeakMemory, device_name, sync
+from benchmark.memory import device_name, sync
 from benchmark.plan import MODEL_CASES
+from dd_runner.core.memory import PeakMemory
 
 
 def setup(case: dict, precision: str = None):

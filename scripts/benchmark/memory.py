@@ -1,4 +1,5 @@
-"""Peak memory (dd_runner.core.memory) and device naming for one case's process."""
+"""Device naming, synchronisation and the bf16 peaks that model-FLOPs utilisation is taken against, for one
+case's process (its peak memory: dd_runner.core.memory)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,6 @@ import platform
 from pathlib import Path
 
 import torch
-
-from dd_runner.core.memory import PeakMemory  # noqa: F401  (the cases measure with it)
 
 
 def device_name(device: torch.device) -> str:
