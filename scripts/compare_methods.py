@@ -21,7 +21,8 @@ other architectures, each with its own tuned lr; baselines too) is
     python scripts/compare_methods.py --eval-augment dsa --eval-models convnet mlp lenet alexnet resnet18
 
 which adds a table with a column per architecture; every table names its protocol. Each cell also reports
-its cost: seconds per outer iteration and peak memory (CUDA max allocated, or peak RSS on a CPU).
+its cost: seconds per outer iteration and peak memory (CUDA max allocated, or peak RSS on a CPU), and the
+budget that produced it. The tables are also written as Markdown and JSON (`<out>/table.md`, `table.json`).
 
 On a CPU with AVX512-BF16 or AMX, `-- precision=bf16` trains ConvNets 1.7-2.1x faster at the same accuracy
 (ConvNet, 1 per class, random real: 60.0 +- 1.4% in both precisions).
@@ -83,6 +84,30 @@ def dd_run(overrides, out: Path, console: Console) -> dict:
     return json.loads(metrics.read_text())
 
 
+def cell_budget(cell: Path) -> str:
+    """What produced a cell: the distillation budget (none for a coreset) and the evaluation networks'."""
+    cfg = OmegaConf.load(cell / "config.yaml")
+    e = cfg.eval
+    lr = f"lr {e.lr_grid[0]}" if len(e.lr_grid) == 1 else f"lr tuned over {len(e.lr_grid)}"
+    evaluation = f"eval {e.nets} net(s) x {e.train_epochs} epochs, {lr}"
+    if cfg.mode == "baselines":
+        return f"selection; {evaluation}"
+    return f"{cfg.distill.iterations} it. x {cfg.distill.sample_nets} net(s); {evaluation}"
+
+
+def write_tables(root: Path, tables, notes) -> None:
+    """The console tables as Markdown (table.md) and JSON (table.json) under the comparison's directory."""
+    lines = []
+    for title, columns, rows in tables:
+        lines += [f"**{title}**", "", "| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+        lines += ["| " + " | ".join(c.replace("\n", " ") for c in row) + " |" for row in rows] + [""]
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "table.md").write_text("\n".join(lines + list(notes)).rstrip() + "\n")
+    (root / "table.json").write_text(json.dumps({"tables": [{"title": t, "columns": list(c), "rows": r}
+                                                            for t, c, r in tables], "notes": list(notes)}, indent=2))
+    print(f"written: {root / 'table.md'}, {root / 'table.json'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["convnet", "lenet"])
@@ -117,10 +142,13 @@ def main() -> None:
     table = Table(title="Method families on the offline MNIST split (random init, eval.schedule=train, "
                         f"eval.augment={args.eval_augment})")
     cross = Table(title=f"The same sets on other architectures ({', '.join(args.eval_models)})")
-    for col in ("distilled on", "ipc", "set", *args.eval_models, "s / iteration", "peak MB (distill / eval)"):
-        cross.add_column(col, justify="left" if col in ("distilled on", "set") else "right")
+    cross_columns = ("distilled on", "ipc", "set", *args.eval_models, "budget", "s / iteration", "peak MB (distill / eval)")
+    for col in cross_columns:
+        cross.add_column(col, justify="left" if col in ("distilled on", "set", "budget") else "right")
+    main_rows, cross_rows = [], []
     protocol = ""
-    for col in ("model", "ipc", *(METHODS[m][0] for m in args.methods), *BASELINES):
+    main_columns = ("model", "ipc", *(METHODS[m][0] for m in args.methods), *BASELINES)
+    for col in main_columns:
         table.add_column(col, justify="left" if col == "model" else "right")
     for model in args.models:
         experts = None
@@ -139,9 +167,11 @@ def main() -> None:
                 m = dd_run([f"model={model}", *overrides], root / f"{model}-ipc{ipc}-{name}", console)
                 cells.append(f"{pct(m, 'test')}\n{m['distill/seconds']:.0f} s")
                 protocol = m.get("eval/protocol", protocol)
-                cross.add_row(model, str(ipc), METHODS[name][0], *(pct(m, f"test/{a}") for a in args.eval_models),
-                              f"{m.get('distill/seconds_per_iteration', float('nan')):.3g}",
-                              f"{m.get('distill/peak_memory_mb', float('nan')):,.0f} / {m.get('eval/peak_memory_mb', float('nan')):,.0f}")
+                cross_rows.append([model, str(ipc), METHODS[name][0], *(pct(m, f"test/{a}") for a in args.eval_models),
+                                   cell_budget(root / f"{model}-ipc{ipc}-{name}"),
+                                   f"{m.get('distill/seconds_per_iteration', float('nan')):.3g}",
+                                   f"{m.get('distill/peak_memory_mb', float('nan')):,.0f} / "
+                                   f"{m.get('eval/peak_memory_mb', float('nan')):,.0f}"])
                 console.print(f"{model} ipc={ipc} {name}: {pct(m, 'test')} ({time.perf_counter() - start:.0f} s)")
             baselines = {}
             for b in BASELINES:  # the budget only: the layout of the DC / DM / MTT cells
@@ -152,14 +182,23 @@ def main() -> None:
                                 f"eval.baselines=[{b}]", *args.overrides], cell, console)
                 baselines[b] = pct(m, f"baselines/{b}") if m else "-"
                 if m:
-                    cross.add_row(model, str(ipc), b, *(pct(m, f"baselines/{b}/{a}") for a in args.eval_models),
-                                  "-", f"- / {m.get('eval/peak_memory_mb', float('nan')):,.0f}")
-            table.add_row(model, str(ipc), *cells, *baselines.values())
+                    cross_rows.append([model, str(ipc), b, *(pct(m, f"baselines/{b}/{a}") for a in args.eval_models),
+                                       cell_budget(cell), "-", f"- / {m.get('eval/peak_memory_mb', float('nan')):,.0f}"])
+            main_rows.append([model, str(ipc), *cells, *baselines.values()])
+    for row in main_rows:
+        table.add_row(*row)
+    for row in cross_rows:
+        cross.add_row(*row)
+    legend = "cells: test accuracy (%) mean ± std over eval.nets unseen initialisations; distillation wall time"
+    protocol = protocol or f"protocol: eval.augment={args.eval_augment}"
     console.print(table)
-    console.print("cells: test accuracy (%) mean ± std over eval.nets unseen initialisations; distillation wall time")
+    console.print(legend)
+    tables = [(table.title, main_columns, main_rows)]
     if args.eval_models:
         console.print(cross)
-    console.print(protocol or f"protocol: eval.augment={args.eval_augment}", soft_wrap=True)
+        tables.append((cross.title, cross_columns, cross_rows))
+    console.print(protocol, soft_wrap=True)
+    write_tables(root, tables, [legend, protocol])
 
 
 if __name__ == "__main__":

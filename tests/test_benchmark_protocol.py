@@ -39,6 +39,7 @@ def test_a_set_is_evaluated_on_other_architectures_with_dsa_and_its_cost_is_reco
     assert m["baselines/random_real/mlp/n_nets"] == 2 and "baselines/random_real/lenet/acc_mean" in m
     assert m["distill/seconds_per_iteration"] > 0 and m["distill/peak_memory_mb"] > 50 and m["eval/peak_memory_mb"] > 50
     assert "eval.augment=dsa" in m["eval/protocol"] and "2 epochs" in m["eval/protocol"]
+    assert "lr tuned on validation" in m["eval/protocol"]  # a grid of two: tuned (one value would say "not tuned")
     saved = OmegaConf.load(out / "config.yaml")
     assert (saved.eval.augment, saved.eval.train_epochs) == ("dsa", 2)
     header = next(line for line in proc.stdout.splitlines() if "mlp" in line and "nets" in line)

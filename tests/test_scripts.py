@@ -31,6 +31,10 @@ def test_compare_methods_quick_runs_every_method_and_continues(tmp_path):
         assert metrics[f"baselines/{b}/n_nets"] == 2 and not any(k.startswith("test/") for k in metrics)
     row = next(line for line in out.splitlines() if "lenet" in line and "│" in line)
     assert row.count("±") == 8  # four methods and four baselines
+    markdown = (tmp_path / "table.md").read_text()  # the same table, for the README
+    md_row = next(line for line in markdown.splitlines() if line.startswith("| lenet | 1 |"))
+    assert md_row.count("±") == 8 and "protocol: eval.schedule=train: 5 epochs" in markdown and "(not tuned)" in markdown
+    assert json.loads((tmp_path / "table.json").read_text())["tables"][0]["rows"][0][:2] == ["lenet", "1"]
     again = compare(tmp_path, "--methods", "gm", "--baselines")  # every cell is on disk: nothing runs again
     assert "$ dd-run" not in again and "lenet ipc=1 gm" in again
     row = next(line for line in again.splitlines() if "lenet" in line and "│" in line)

@@ -56,7 +56,8 @@ def cross_architecture(ctx: RunContext, synth, main: Judge, candidates: List[Can
                 main.metrics.update({f"{c.prefix}/{option}/{k}": v for k, v in own.items() if not isinstance(v, str)})
                 rows[c.row].setdefault("archs", {})[option] = own
             continue
-        log.info("evaluating on %s (%d random inits, lr tuned on validation)", option, e.nets)
+        log.info("evaluating on %s (%d random inits, %s)", option, e.nets,
+                 f"lr {e.lr_grid[0]}" if len(e.lr_grid) == 1 else "lr tuned on validation")
         judge = judge_on(ctx, synth, option)
         for c in candidates:
             prefix = f"{c.prefix}/{option}"

@@ -20,8 +20,9 @@ def protocol_text(cfg) -> str:
     """One line naming how the evaluation networks were trained and how many there were."""
     e = cfg.eval
     if e.schedule == "train":
+        lr = f"lr {e.lr_grid[0]} (not tuned)" if len(e.lr_grid) == 1 else "lr tuned on validation"
         how = (f"eval.schedule=train: {e.train_epochs} epochs of SGD (batch {e.train_batch}, momentum "
-               f"{e.train_momentum}, lr tuned on validation, /10 halfway)")
+               f"{e.train_momentum}, {lr}, /10 halfway)")
     else:
         how = "eval.schedule=distilled: the set's own steps x epochs, learned lrs (else a tuned one)"
     nets = "1 fixed theta_0" if cfg.init.mode == "fixed" else f"{e.nets} unseen inits"
