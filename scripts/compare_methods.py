@@ -100,7 +100,8 @@ def write_tables(root: Path, tables, notes) -> None:
     lines = []
     for title, columns, rows in tables:
         lines += [f"**{title}**", "", "| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-        lines += ["| " + " | ".join(c.replace("\n", " ") for c in row) + " |" for row in rows] + [""]
+        lines += ["| " + " | ".join(c.replace("\n", " (") + ")" if "\n" in c else c for c in row) + " |"
+                  for row in rows] + [""]  # "91.5 ± 0.1\n733 s" -> "91.5 ± 0.1 (733 s)"
     root.mkdir(parents=True, exist_ok=True)
     (root / "table.md").write_text("\n".join(lines + list(notes)).rstrip() + "\n")
     (root / "table.json").write_text(json.dumps({"tables": [{"title": t, "columns": list(c), "rows": r}

@@ -37,7 +37,7 @@ class ValidationSelection:
             lrs = synth.lrs().detach()
             schedule = make_schedule(e, self.ctx.cfg.seed, synth.data.detach(), synth.all_targets().detach(),
                                      synth.epochs, lrs=lrs, lr=float(lrs[0]), teacher=synth.teacher,
-                                     augment=self.augment)
+                                     extras=synth.all_extras(), augment=self.augment)  # extras: attention labels
         accs = accuracies(self.ctx.learner, self.nets, schedule, self.ctx.data.val, e.batch_size)
         acc = statistics.fmean(accs)
         if self.ctx.snapshots is not None and source == "raw":  # eval.snapshots: the set at this point
