@@ -8,7 +8,7 @@
 Settings (conf/experiment/): `mnist_fixed_10` (fixed init, 10 images: 1 step x 3 epochs, 1 per class) and
 `mnist_random_100` (random init, 100 images: 10 steps x 3 epochs, evaluated on 20 unseen nets), both at the
 authors' outer budget (23,400 iterations, lr x0.5 every tenth of the run). Paper (full MNIST): 93.8% and
-79.5 +- 8.1%. The random-init preset costs 5-10 s per iteration on a CPU: a GPU job at full budget.
+79.5 +- 8.1%. The random-init preset costs ~2 s per iteration on one CPU thread (~14 h): a GPU job at full budget.
 `--selection`: the fixed-init preset with validation ten times per run (the former default), every 10
 iterations, and every 10 with the running average of the set (distill.average) as a second candidate.
 
