@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 
 from dd_runner.context import RunContext
 from dd_runner.eval.judge import Judge, Row
-from dd_runner.eval.protocol import summary
+from dd_runner.eval.protocol import lr_choice, summary
 from dd_runner.models import build_learner
 from dd_runner.models.inits import InitSampler
 
@@ -56,8 +56,7 @@ def cross_architecture(ctx: RunContext, synth, main: Judge, candidates: List[Can
                 main.metrics.update({f"{c.prefix}/{option}/{k}": v for k, v in own.items() if not isinstance(v, str)})
                 rows[c.row].setdefault("archs", {})[option] = own
             continue
-        log.info("evaluating on %s (%d random inits, %s)", option, e.nets,
-                 f"lr {e.lr_grid[0]}" if len(e.lr_grid) == 1 else "lr tuned on validation")
+        log.info("evaluating on %s (%d random inits, %s)", option, e.nets, lr_choice(e))
         judge = judge_on(ctx, synth, option)
         for c in candidates:
             prefix = f"{c.prefix}/{option}"

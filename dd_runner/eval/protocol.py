@@ -147,6 +147,13 @@ def make_augment_each(cfg) -> Optional[Callable[[torch.Tensor, int], torch.Tenso
     return augment_each
 
 
+def lr_choice(eval_cfg) -> str:
+    """How the evaluation lr is chosen, for logs and protocol lines: the one value of eval.lr_grid, or
+    tuned on validation over the grid (Judge.tune_lr)."""
+    grid = eval_cfg.lr_grid
+    return f"lr {grid[0]} (not tuned)" if len(grid) == 1 else "lr tuned on validation"
+
+
 def make_schedule(eval_cfg, seed: int, x: torch.Tensor, targets: torch.Tensor, epochs: int,
                   lrs: Optional[torch.Tensor] = None, lr: Optional[float] = None, teacher=None,
                   extras: Optional[Dict[str, torch.Tensor]] = None, augment=None) -> Schedule:

@@ -12,6 +12,7 @@ from rich.console import Console
 from dd_runner.core.progress import print_table, results_table
 from dd_runner.eval.cross_arch import arch_columns, random_init_note
 from dd_runner.eval.judge import Row
+from dd_runner.eval.protocol import lr_choice
 
 STATS = ("acc_mean", "acc_std", "n_nets", "lr")
 
@@ -20,9 +21,8 @@ def protocol_text(cfg) -> str:
     """One line naming how the evaluation networks were trained and how many there were."""
     e = cfg.eval
     if e.schedule == "train":
-        lr = f"lr {e.lr_grid[0]} (not tuned)" if len(e.lr_grid) == 1 else "lr tuned on validation"
         how = (f"eval.schedule=train: {e.train_epochs} epochs of SGD (batch {e.train_batch}, momentum "
-               f"{e.train_momentum}, {lr}, /10 halfway)")
+               f"{e.train_momentum}, {lr_choice(e)}, /10 halfway)")
     else:
         how = "eval.schedule=distilled: the set's own steps x epochs, learned lrs (else a tuned one)"
     nets = "1 fixed theta_0" if cfg.init.mode == "fixed" else f"{e.nets} unseen inits"
