@@ -75,13 +75,13 @@ def test_every_network_and_every_set_sees_the_same_augmentation_draws():
     assert not torch.equal(out[0], out[1]) and torch.equal(out, augment(same, 7))  # per example, seeded
     x = torch.randn(1, 6, 1, 28, 28)
     y = F.one_hot(torch.arange(6) % 3, 3).float()[None]
-    schedule = make_schedule(cfg.eval, 0, x, y, 1, lr=0.1, augment=augment)
+    schedule = make_schedule(cfg.eval, 0, x, y, 1, lr=0.1, teacher=None, extras=None, augment=augment)
     first, second = [s.x for s in schedule], [s.x for s in schedule]
     assert len(first) == 4 and all(torch.equal(a, b) for a, b in zip(first, second))
-    plain = [s.x for s in make_schedule(cfg.eval, 0, x, y, 1, lr=0.1)]
+    plain = [s.x for s in make_schedule(cfg.eval, 0, x, y, 1, lr=0.1, teacher=None, extras=None)]
     assert all(a.shape == b.shape and not torch.equal(a, b) for a, b in zip(first, plain))
     cfg.eval.schedule = "distilled"
-    distilled = make_schedule(cfg.eval, 0, x, y, 2, lr=0.1, augment=augment)
+    distilled = make_schedule(cfg.eval, 0, x, y, 2, lr=0.1, teacher=None, extras=None, augment=augment)
     steps = list(distilled)
     assert len(steps) == 2 and not torch.equal(steps[0].x, x[0]) and torch.equal(list(distilled)[1].x, steps[1].x)
     assert make_augment_each(compose_cfg(["eval.augment=none"])) is None

@@ -65,7 +65,7 @@ def cross_architecture(ctx: RunContext, synth, main: Judge, candidates: List[Can
                 judge.record(prefix, c.row, {**summary(accs), "lr": ctx.cfg.train.lr})
                 stats = judge.rows[-1][1]
             else:
-                stats = judge.judge(prefix, c.row, c.x, c.targets, None, c.extras)
+                stats = judge.judge(prefix, c.row, c.x, c.targets, None, extras=c.extras)
             rows[c.row].setdefault("archs", {})[option] = stats
         main.metrics.update(judge.metrics)
 

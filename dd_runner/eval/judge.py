@@ -35,29 +35,30 @@ class Judge:
         self._full: Dict[int, tuple] = {}
         self.augment = make_augment_each(ctx.cfg)  # eval.augment: the same for the set and every baseline
 
-    def schedule(self, x, targets, lrs: Optional[torch.Tensor], lr: Optional[float] = None, extras=None):
+    def schedule(self, x, targets, lrs: Optional[torch.Tensor], lr: Optional[float], *, extras):
         return make_schedule(self.e, self.ctx.cfg.seed, x, targets, self.synth.epochs, lrs=lrs, lr=lr,
                              teacher=self.synth.teacher, extras=extras, augment=self.augment)
 
-    def tune_lr(self, x, targets, extras=None) -> float:
+    def tune_lr(self, x, targets, *, extras) -> float:
         """The fixed lr of the grid with the best validation accuracy (first of equals)."""
         if len(self.e.lr_grid) == 1:  # nothing to choose: no networks to train
             return float(self.e.lr_grid[0])
         best_lr, best_acc = None, -1.0
         for lr in self.e.lr_grid:
-            accs = accuracies(self.ctx.learner, self.val_nets[: self.e.tune_nets], self.schedule(x, targets, None, lr, extras),
+            accs = accuracies(self.ctx.learner, self.val_nets[: self.e.tune_nets], self.schedule(x, targets, None, lr, extras=extras),
                               self.ctx.data.val, self.e.batch_size)
             if statistics.fmean(accs) > best_acc:
                 best_lr, best_acc = float(lr), statistics.fmean(accs)
         return best_lr
 
-    def judge(self, prefix: str, name: str, x, targets, lrs: Optional[torch.Tensor], extras=None) -> Dict[str, float]:
+    def judge(self, prefix: str, name: str, x, targets, lrs: Optional[torch.Tensor], *, extras) -> Dict[str, float]:
         """Test figures of a set; learned `lrs` are used as they are only under schedule=distilled.
-        `extras`: further per-step inputs of the inner loss, laid out like x (text: attention labels)."""
+        `extras`: further per-step inputs of the inner loss, laid out like x (text: attention labels), None
+        for a set without them (baselines); required, so that no caller forgets a set's attention labels."""
         if self.e.schedule != "distilled":
             lrs = None
-        lr = None if lrs is not None else self.tune_lr(x, targets, extras)
-        schedule = self.schedule(x, targets, lrs, lr, extras)
+        lr = None if lrs is not None else self.tune_lr(x, targets, extras=extras)
+        schedule = self.schedule(x, targets, lrs, lr, extras=extras)
         stats = self.summary(scores(self.ctx.learner, self.test_nets, schedule, self.ctx.data.test, self.e.batch_size))
         stats["lr"] = lr if lr is not None else "learned"
         self.record(prefix, name, stats)

@@ -38,7 +38,8 @@ def evaluate_lm(ctx: RunContext, synth, distilled: bool = True) -> Tuple[Dict[st
         log.info("baselines %s need classes: skipped for language modelling", ", ".join(skipped))
     with progress("evaluating", total=1 + distilled + len(e.baselines) - len(skipped)) as bar:
         if distilled:
-            stats = judge.judge("test", "distilled", synth.data.detach(), synth.all_targets().detach(), learned)
+            stats = judge.judge("test", "distilled", synth.data.detach(), synth.all_targets().detach(), learned,
+                                extras=synth.all_extras())
             bar.update(ppl=stats["ppl_mean"])
         untrained = scores(learner, judge.test_nets, [], data.test, e.batch_size)  # no step: as drawn
         judge.record("baselines/untrained", "untrained", {**judge.summary(untrained), "lr": "-"})
@@ -53,9 +54,10 @@ def evaluate_lm(ctx: RunContext, synth, distilled: bool = True) -> Tuple[Dict[st
                 real, targets = real_sequences(learner, data.train, count, S, generator(ctx.cfg.seed, "baselines"))
                 x = learner.to_synthetic_space(real.to(learner.device)).view(synth.steps, synth.ipc, S, -1)
                 y = targets.to(x.device, x.dtype).view(synth.steps, synth.ipc, S, -1)
-                judge.judge("baselines/random_real", "random_real (tuned lr)", x, y, None)
+                judge.judge("baselines/random_real", "random_real (tuned lr)", x, y, None, extras=None)
                 if learned is not None and e.schedule == "distilled":
-                    judge.judge("baselines/random_real_learned_lrs", "random_real (distilled lrs)", x, y, learned)
+                    judge.judge("baselines/random_real_learned_lrs", "random_real (distilled lrs)", x, y, learned,
+                                extras=None)
             else:
                 continue
             bar.update()

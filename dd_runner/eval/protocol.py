@@ -154,12 +154,14 @@ def lr_choice(eval_cfg) -> str:
     return f"lr {grid[0]} (not tuned)" if len(grid) == 1 else "lr tuned on validation"
 
 
-def make_schedule(eval_cfg, seed: int, x: torch.Tensor, targets: torch.Tensor, epochs: int,
-                  lrs: Optional[torch.Tensor] = None, lr: Optional[float] = None, teacher=None,
-                  extras: Optional[Dict[str, torch.Tensor]] = None, augment=None) -> Schedule:
+def make_schedule(eval_cfg, seed: int, x: torch.Tensor, targets: torch.Tensor, epochs: int, *,
+                  lrs: Optional[torch.Tensor] = None, lr: Optional[float] = None, teacher,
+                  extras: Optional[Dict[str, torch.Tensor]], augment=None) -> Schedule:
     """The evaluation schedule for a set laid out as (steps, examples, ...): with `lrs` (learned, one per
     unrolled step) under schedule=distilled, else with the fixed `lr`. `extras`: further inputs of the
-    inner loss laid out like x (text: attention labels), or scalars shared by every step. `augment(x, seed)`
+    inner loss laid out like x (text: attention labels), or scalars shared by every step. `teacher` and
+    `extras` have no default on purpose: a caller that left a set's attention labels out once made
+    validation disagree with the test figures, so every caller states them (None where a set has none). `augment(x, seed)`
     (eval.augment) transforms every minibatch as networks train on it: the same draws for every network,
     so batched and looped evaluation agree (a teacher labels the examples before their transform)."""
     if eval_cfg.schedule == "distilled":

@@ -47,7 +47,7 @@ def evaluate_classification(ctx: RunContext, synth, distilled: bool = True) -> T
     with progress("evaluating", total=len(e.baselines) + distilled) as bar:
         if distilled:
             x, targets, extras = synth.data.detach(), synth.all_targets().detach(), synth.all_extras()
-            stats = judge.judge("test", "distilled", x, targets, learned, extras)
+            stats = judge.judge("test", "distilled", x, targets, learned, extras=extras)
             candidates.append(Candidate("test", "distilled", x, targets, extras))
             bar.update(acc=stats["acc_mean"])
 
@@ -63,10 +63,10 @@ def evaluate_classification(ctx: RunContext, synth, distilled: bool = True) -> T
                 bar.update()
                 continue
             x = SELECTORS.get(name)(pool, synth.steps, synth.ipc, gen).to(synth.data.device, synth.data.dtype)
-            judge.judge(f"baselines/{name}", f"{name} (tuned lr)", x, hard, None)
+            judge.judge(f"baselines/{name}", f"{name} (tuned lr)", x, hard, None, extras=None)
             baselines.append(Candidate(f"baselines/{name}", f"{name} (tuned lr)", x, hard))
             if name == "random_real" and learned is not None and e.schedule == "distilled":
-                judge.judge(f"baselines/{name}_learned_lrs", f"{name} (distilled lrs)", x, hard, learned)
+                judge.judge(f"baselines/{name}_learned_lrs", f"{name} (distilled lrs)", x, hard, learned, extras=None)
             bar.update()
     if e.models:
         cross_architecture(ctx, synth, judge, candidates + (baselines if e.cross_baselines else []))

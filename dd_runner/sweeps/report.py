@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import argparse
 import csv
-import statistics
 import sys
-import textwrap
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from rich.console import Console
 from rich.markup import escape
@@ -28,26 +25,11 @@ from rich.table import Table
 
 from dd_runner.core.errors import ConfigError, DDError
 from dd_runner.sweeps.jobs import Job, collect, swept_keys
+from dd_runner.sweeps.plot import choose_x, plot
+from dd_runner.sweeps.settings import Setting, group
 
 SEED = "seed"
 BASELINE_ORDER = ["random_real", "random_real_learned_lrs", "class_mean", "kmeans", "full_data"]
-
-
-@dataclass
-class Setting:
-    values: Tuple[str, ...]  # one per setting key
-    jobs: List[Job]
-
-    @property
-    def finished(self) -> List[Job]:
-        return [j for j in self.jobs if j.status == "finished"]
-
-    def stats(self, metric: str) -> Tuple[Optional[float], Optional[float], int]:
-        """(mean, std, n) of `metric` across the finished seeds that report it (std None for one seed)."""
-        values = [j.metrics[metric] for j in self.finished if isinstance(j.metrics.get(metric), (int, float))]
-        if not values:
-            return None, None, 0
-        return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None, len(values)
 
 
 def accuracy_metric(jobs: Sequence[Job]) -> str:
@@ -84,26 +66,6 @@ def protocols(jobs: Sequence[Job]) -> List[str]:
 def common_overrides(jobs: Sequence[Job], swept: Sequence[str]) -> str:
     first = jobs[0].overrides
     return " ".join(f"{k}={v}" for k, v in first.items() if k not in swept)
-
-
-def as_number(value: Optional[str]) -> Optional[float]:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def sort_key(value: Optional[str]):
-    number = as_number(value)
-    return (0, number, "") if number is not None else (1, 0.0, str(value))
-
-
-def group(jobs: Sequence[Job], keys: Sequence[str]) -> List[Setting]:
-    settings: Dict[Tuple[str, ...], List[Job]] = {}
-    for job in jobs:
-        settings.setdefault(tuple(job.overrides.get(k, "") for k in keys), []).append(job)
-    ordered = sorted(settings.items(), key=lambda item: [sort_key(v) for v in item[0]])
-    return [Setting(values, members) for values, members in ordered]
 
 
 def fmt(stats: Tuple[Optional[float], Optional[float], int]) -> str:
@@ -202,61 +164,6 @@ def job_rows(jobs: Sequence[Job], metric: str, names: Sequence[str], archs=(), c
              *[(j.metrics or {}).get(m) for m in metrics], (j.failure or {}).get("message", "") if j.status == "failed" else ""]
             for j in jobs]
     return header, rows
-
-
-def choose_x(keys: Sequence[str], settings: Sequence[Setting]) -> Optional[str]:
-    """The swept key with the most distinct values, numeric keys first."""
-    def rank(i_key):
-        i, key = i_key
-        values = {s.values[i] for s in settings}
-        return (all(as_number(v) is not None for v in values), len(values), -i)
-    return max(enumerate(keys), key=rank)[1] if keys else None
-
-
-def plot(path: Path, title: str, keys: Sequence[str], settings: Sequence[Setting], metric: str, x: Optional[str]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    xi = keys.index(x) if x else None
-    lines: Dict[Tuple[str, ...], List[Tuple[str, float, float]]] = {}
-    missing = []  # x values of settings without a result (every seed failed): marked on the axis
-    for s in settings:
-        mean, std, _ = s.stats(metric)
-        xv = s.values[xi] if xi is not None else "all"
-        if mean is None:
-            missing.append(xv)
-            continue
-        label = tuple(f"{k}={v}" for i, (k, v) in enumerate(zip(keys, s.values)) if i != xi)
-        lines.setdefault(label, []).append((xv, 100 * mean, 100 * (std or 0.0)))
-    xs_all = sorted({p[0] for pts in lines.values() for p in pts} | set(missing), key=sort_key)
-    numeric = all(as_number(v) is not None for v in xs_all)
-    position = {v: (as_number(v) if numeric else i) for i, v in enumerate(xs_all)}
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for label, points in lines.items():
-        points.sort(key=lambda p: sort_key(p[0]))
-        ax.errorbar([position[p[0]] for p in points], [p[1] for p in points], yerr=[p[2] for p in points],
-                    marker="o", capsize=4, label=" ".join(label) or "distilled")
-    if missing:
-        ax.plot([position[v] for v in missing], [0.02] * len(missing), "x", color="red", markersize=9,
-                transform=ax.get_xaxis_transform(), label="no finished seed")
-    if numeric and len(xs_all) > 1 and min(position.values()) > 0 and max(position.values()) / min(position.values()) >= 50:
-        ax.set_xscale("log")
-    if not numeric:
-        ax.set_xticks(range(len(xs_all)), xs_all)
-    ax.set_xlabel(x or "")
-    ax.set_ylabel(f"{metric} (%)")
-    ax.set_title("\n".join(textwrap.wrap(title, 90)), fontsize=9)
-    ax.grid(alpha=0.3)
-    if lines or missing:
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
 
 
 def report(sweep_dir: Path, out: Optional[Path] = None, x: Optional[str] = None, metric: Optional[str] = None,
