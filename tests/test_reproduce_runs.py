@@ -27,3 +27,24 @@ def test_cells_are_reused_continued_and_never_mixed(tmp_path, capsys):
     assert rep.run(cell).metrics == again.metrics and "$ dd-run" not in capsys.readouterr().out  # reused
     with pytest.raises(SystemExit, match="was run with other settings .distill.iterations: 3 -> 4"):
         rep.run(Cell("fixed", cell.overrides + ["distill.iterations=4"]))
+
+
+def test_mnist_lever_table_names_each_lever_beside_the_plain_row(tmp_path):
+    """reproduce_mnist.py --selection: the plain row (ten checks) and each lever (frequent checks, the running
+    average, twice the real batch, a slower decay), each changing only what its row names; --only picks rows."""
+    import subprocess
+
+    def commands(*args):
+        proc = subprocess.run([sys.executable, "scripts/reproduce_mnist.py", "--selection", "--iterations", "300",
+                               "--out", str(tmp_path), "--dry-run", *args], cwd=REPO, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return [line.split("$ ", 1)[1].split() for line in proc.stdout.splitlines() if line.startswith("(not run) $ dd-run")]
+
+    rows = {c[-1].rsplit("/", 1)[1]: set(c) for c in commands()}
+    assert set(rows) == {"every30", "every10", "every10_average0.99", "batch2048", "decay100"}
+    plain = rows["every30"]
+    assert {"distill.iterations=300", "eval.every=30"} <= plain
+    assert rows["batch2048"] - plain == {"distill.batch_size=2048", "output_dir=" + str(tmp_path / "mnist_selection/runs/batch2048")}
+    assert rows["decay100"] - plain == {"distill.decay_every=100", "output_dir=" + str(tmp_path / "mnist_selection/runs/decay100")}
+    assert rows["every10_average0.99"] - plain >= {"eval.every=10", "distill.average=0.99"}
+    assert [c[-1].rsplit("/", 1)[1] for c in commands("--only", "decay100")] == ["decay100"]
