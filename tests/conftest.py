@@ -77,3 +77,8 @@ def pretrained_dirs(tmp_path_factory, tokenizers):
     root = tmp_path_factory.mktemp("pretrained")
     return {"distilbert": save_tiny_pretrained("distilbert", tokenizers["wordpiece"], root / "distilbert"),
             "gpt_neo": save_tiny_pretrained("gpt_neo", tokenizers["bpe"], root / "gpt_neo")}
+
+
+def results(metrics: dict) -> dict:
+    """metrics.json without its measurements of cost (wall time, peak memory), which no two runs share."""
+    return {k: v for k, v in metrics.items() if "seconds" not in k and "peak_memory" not in k}

@@ -24,3 +24,28 @@ def test_bench_amp_section_writes_json(tmp_path):
     if "minilm-pretrained" in rows:  # with the test extra installed: a real pretrained encoder (0.998 measured)
         assert 0.95 < rows["minilm-pretrained"]["cosine"] < 1.0
     assert "meta-grad cosine bf16 vs fp32" in proc.stdout
+
+
+def test_a_case_set_up_twice_builds_the_same_network_and_set(monkeypatch):
+    """A model built from a config draws its body from the global generator: a case's two set-ups (fp32 and
+    bf16 in the cosine case) must seed it as dd-run does, or they compare two different networks (the GPU
+    check once read a bf16 cosine of 0.037 for GPT-Neo-125M that way; 0.99997 once seeded)."""
+    import torch
+
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    from benchmark.cases import setup
+    from dd_runner.data.hub import minilm_stand_in
+
+    shared_data("english_quotes")
+    monkeypatch.setenv("DD_RUNNER_SHARED_DATA", str(SHARED_DATA))
+    case = dict(model="gpt_neo-tiny", engine="unroll", T=1, nets=1, batch=8, device="cpu",
+                overrides=[f"model.tokenizer={minilm_stand_in()}"])
+    built = []
+    for precision in ("fp32", "bf16"):
+        cfg, _, _, learner, synth, inits = setup(case, precision)
+        built.append((learner.module.state_dict(), inits.train_nets(0, 1)[0], [t.detach() for t in synth.learnable()]))
+        torch.randn(100)  # whatever ran in between must not matter
+    (state_a, theta_a, synth_a), (state_b, theta_b, synth_b) = built
+    assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+    assert all(torch.equal(a, b) for a, b in zip(theta_a, theta_b))
+    assert all(torch.equal(a, b) for a, b in zip(synth_a, synth_b))

@@ -15,12 +15,7 @@ from dd_runner.core.errors import ConfigError, RunError
 from dd_runner.run import run
 
 from cli import FAST, dd_run, popen
-from conftest import TINY, compose_cfg
-
-
-def results(metrics: dict) -> dict:
-    """metrics.json without its measurements of cost (wall time, peak memory), which no two runs share."""
-    return {k: v for k, v in metrics.items() if "seconds" not in k and "peak_memory" not in k}
+from conftest import TINY, compose_cfg, results
 
 
 # Random init, several nets, validation and selection: every piece of state a resume must restore.

@@ -24,6 +24,7 @@ def setup(case: dict, precision: str = None):
     from dd_runner.data import load_data
     from dd_runner.core.device import Precision, resolve_device
     from dd_runner.core.errors import DDError
+    from dd_runner.core.seeding import seed_everything
     from dd_runner.models.inits import InitSampler
     from dd_runner.models import ARCHS, build_learner
     from dd_runner.synthetic.build import make_synthetic
@@ -42,6 +43,9 @@ def setup(case: dict, precision: str = None):
         raise Skip(f"{case['model']} is not configured in this checkout: {str(e).splitlines()[0]}") from None
     if cfg.model.arch not in ARCHS:
         raise Skip(f"model.arch={cfg.model.arch} is not registered in this checkout")
+    # as dd-run does before it builds anything: a model built from a config (no pretrained weights) draws its
+    # body from the global generator, so without this two set-ups of one case compare two different networks
+    seed_everything(cfg.seed)
     try:
         validate(cfg)
         device = resolve_device(cfg.device)
