@@ -12,7 +12,7 @@ authors' outer budget (23,400 iterations, lr x0.5 every tenth of the run). Paper
 `--selection`: what tames the swings of the fixed-init outer loop, each lever beside the plain preset at a
 short budget: validation ten times per run (the plain row), every 10 iterations, every 10 with the running
 average of the set (distill.average) as a second candidate, twice the real batch, a slower lr decay
-(`--only KEY ...` runs some of them).
+(`--only KEY ...` runs some of them; `--seeds N` runs each at N seeds).
 
 Each cell is a real `dd-run` process under outputs/reproduce/<table>/runs/; re-running continues where it
 stopped. The table (Markdown and JSON) goes to outputs/reproduce/<table>/.
@@ -21,6 +21,7 @@ stopped. The table (Markdown and JSON) goes to outputs/reproduce/<table>/.
 from __future__ import annotations
 
 import argparse
+from statistics import mean, stdev
 
 from reproduce_runs import Cell, Reproduction, pct, provenance
 
@@ -63,14 +64,29 @@ def selection_table(args, rep: Reproduction, dataset: str) -> None:
                  f"lr halved every {decay} it. (the preset: every {tenth}), ten checks")]
     if args.only:
         variants = [v for v in variants if v[0] in args.only]
-    results = [r for r in (rep.run(Cell(key, base + extra, {"variant": label})) for key, extra, label in variants) if r]
-    rows = [{**r.cell.labels, "test": pct(r, "test"), "val (kept set)": pct(r, "val"),
-             "kept at": str(r.get("distill/kept_iteration", "-")),
-             "kept the average": {1.0: "yes", 0.0: "no"}.get(r.get("distill/kept_average"), "-"), **provenance(r)}
-            for r in results]
+    seeds = range(args.seeds)  # seed 0 is the preset's (its run directory has no suffix)
+    groups = [[rep.run(Cell(key + (f"_seed{s}" if s else ""), base + extra + ([f"seed={s}"] if s else []),
+                            {"variant": label})) for s in seeds] for key, extra, label in variants]
+    rows, results = [], []
+    for group in groups:
+        done = [r for r in group if r]
+        if not done:
+            continue
+        results += done
+        tests = [100 * r.get("test/acc_mean") for r in done]
+        rows.append({**done[0].cell.labels,
+                     "test": f"{mean(tests):.1f}" + (f" ± {stdev(tests):.1f}" if len(tests) > 1 else ""),
+                     "per seed": " / ".join(f"{t:.1f}" for t in tests),
+                     "val (kept set)": " / ".join(pct(r, "val") for r in done),
+                     "kept at": " / ".join(str(r.get("distill/kept_iteration", "-")) for r in done),
+                     "kept the average": " / ".join({1.0: "yes", 0.0: "no"}.get(r.get("distill/kept_average"), "-")
+                                                    for r in done), **provenance(done[0])})
+    seeded = f"seeds {', '.join(map(str, seeds))} (mean ± std over seeds; the command is seed 0's, the others add seed=S)" \
+        if args.seeds > 1 else "Same seed"
     rep.write(f"MNIST fixed init, 10 images: taming the swings ({iterations} iterations; test accuracy %)",
-              ["variant", "test", "val (kept set)", "kept at", "kept the average", *PROVENANCE], rows, results,
-              ["Same seed. The three selection rows follow the same optimisation and differ only in which "
+              ["variant", "test", "per seed", "val (kept set)", "kept at", "kept the average", *PROVENANCE], rows,
+              results,
+              [f"{seeded}. Per seed, the three selection rows follow the same optimisation and differ only in which "
                "iteration's set (or average) validation keeps; the batch and schedule rows change the optimisation "
                "and keep the plain row's selection (ten checks)."])
 
@@ -84,6 +100,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.05, help="--selection: distill.lr (a short run needs more than 0.01)")
     parser.add_argument("--only", nargs="+", help="--selection: only these rows (every10_average0.99, every60, every10, "
                         "batch2048, decay200 at 600 iterations)")
+    parser.add_argument("--seeds", type=int, default=1, help="--selection: run each row at seeds 0..N-1 (the "
+                        "swings make one seed's differences noise)")
     parser.add_argument("--out", default="outputs/reproduce", help="parent directory of the tables")
     parser.add_argument("--dry-run", action="store_true", help="show the table of what is finished; run nothing")
     parser.add_argument("overrides", nargs="*", help="extra dd-run overrides (after --)")

@@ -48,3 +48,5 @@ def test_mnist_lever_table_names_each_lever_beside_the_plain_row(tmp_path):
     assert rows["decay100"] - plain == {"distill.decay_every=100", "output_dir=" + str(tmp_path / "mnist_selection/runs/decay100")}
     assert rows["every10_average0.99"] - plain >= {"eval.every=10", "distill.average=0.99"}
     assert [c[-1].rsplit("/", 1)[1] for c in commands("--only", "decay100")] == ["decay100"]
+    seeded = {c[-1].rsplit("/", 1)[1]: set(c) for c in commands("--only", "decay100", "--seeds", "2")}
+    assert seeded["decay100_seed1"] - seeded["decay100"] == {"seed=1", "output_dir=" + str(tmp_path / "mnist_selection/runs/decay100_seed1")}
