@@ -2,7 +2,7 @@
 
     python scripts/reproduce_mnist.py                          # both presets at the paper's budget, offline split
     python scripts/reproduce_mnist.py --setting fixed --iterations 2000    # CPU-sized (the lr decay follows)
-    python scripts/reproduce_mnist.py --selection              # fixed init: how the kept set is chosen
+    python scripts/reproduce_mnist.py --selection --seeds 3    # fixed init: the levers on the swings
     python scripts/reproduce_mnist.py --full                   # the full MNIST (downloads it)
 
 Settings (conf/experiment/): `mnist_fixed_10` (fixed init, 10 images: 1 step x 3 epochs, 1 per class) and
