@@ -106,6 +106,8 @@ def main() -> None:
     parser.add_argument("--dry-run", action="store_true", help="show the table of what is finished; run nothing")
     parser.add_argument("overrides", nargs="*", help="extra dd-run overrides (after --)")
     args = parser.parse_args()
+    if args.seeds < 1:
+        parser.error(f"--seeds {args.seeds}: runs each row at seeds 0..N-1, so N must be at least 1")
     dataset = "dataset=mnist" if args.full else "dataset=mnist_offline"
     name = ("mnist_selection" if args.selection else "mnist") + ("_full" if args.full else "")
     rep = Reproduction(name, args.out, dry_run=args.dry_run)

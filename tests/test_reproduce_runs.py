@@ -50,3 +50,7 @@ def test_mnist_lever_table_names_each_lever_beside_the_plain_row(tmp_path):
     assert [c[-1].rsplit("/", 1)[1] for c in commands("--only", "decay100")] == ["decay100"]
     seeded = {c[-1].rsplit("/", 1)[1]: set(c) for c in commands("--only", "decay100", "--seeds", "2")}
     assert seeded["decay100_seed1"] - seeded["decay100"] == {"seed=1", "output_dir=" + str(tmp_path / "mnist_selection/runs/decay100_seed1")}
+    refused = subprocess.run([sys.executable, "scripts/reproduce_mnist.py", "--selection", "--seeds", "0", "--out",
+                              str(tmp_path / "refused"), "--dry-run"], cwd=REPO, capture_output=True, text=True)
+    assert refused.returncode == 2 and "--seeds 0" in refused.stderr.splitlines()[-1]
+    assert not (tmp_path / "refused").exists()  # refused before any table is written
