@@ -29,3 +29,15 @@ def model_config(option: str):
     raw = OmegaConf.load(str(_folder() / f"{option}.yaml"))
     raw.pop("defaults", None)
     return OmegaConf.merge(OmegaConf.structured(ModelConfig), raw)
+
+
+class _ModelOptions:
+    """The model options as a registry-like listing (`names()`), read when needed: the allowed values of
+    eval.models in the schema."""
+
+    @staticmethod
+    def names() -> List[str]:
+        return model_options()
+
+
+MODEL_OPTIONS = _ModelOptions()

@@ -1,54 +1,32 @@
 """Numeric settings: the range each one must lie in, and no nan or inf anywhere (called by `validate`).
 
-Every numeric key of the schema is listed in RANGES with what the code can use; a sweep over every other
-float of the config rejects nan and inf, so a key added later without a range still cannot carry them.
+Every numeric option of the schema declares its range (`bound=` in dd_runner/config/schema*.py: what the
+code can use); a sweep over every other float of the config rejects nan and inf, so a key without a range
+still cannot carry them.
 `check_against_data` runs once the data is loaded, before anything else: budgets the split cannot fill.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable, Dict, Iterable, Tuple
+from typing import Dict, Iterable, Tuple
 
 from omegaconf import OmegaConf
 
+from dd_runner.config.fields import Bound
 from dd_runner.core.errors import ConfigError
 
-Bound = Tuple[str, Callable[[float], bool]]
-POSITIVE: Bound = ("> 0", lambda v: v > 0)
-NON_NEGATIVE: Bound = (">= 0", lambda v: v >= 0)
-FRACTION: Bound = ("in [0, 1)", lambda v: 0 <= v < 1)
-SEED: Bound = ("in [-2**63, 2**63)", lambda v: -2 ** 63 <= v < 2 ** 63)  # torch.manual_seed overflows beyond
-ANY: Bound = ("a number", lambda v: True)  # any finite value has a meaning
 
-_POSITIVE_KEYS = (
-    "distill.steps", "distill.epochs", "distill.ipc", "distill.iterations", "distill.lr", "distill.init_lr",
-    "distill.lr_lr", "distill.batch_size", "distill.sample_nets", "distill.clip_grad", "distill.decay_every",
-    "distill.seq_len", "eval.nets", "eval.batch_size", "eval.val_nets", "eval.tune_nets", "eval.train_epochs",
-    "eval.train_batch", "eval.lr_grid", "train.epochs", "train.lr", "train.batch_size", "logger.log_every",
-    "dataset.max_length", "dataset.std", "dataset.num_classes", "dataset.image_shape", "model.width", "model.depth", "experts.count", "experts.epochs",
-    "experts.lr", "experts.batch_size", "labels.temperature", "augment.brightness", "augment.saturation",
-    "augment.contrast")
-_NON_NEGATIVE_KEYS = (
-    "distill.recompute_every", "distill.vmap_chunk", "distill.real_chunk", "eval.every", "eval.full_data_nets",
-    "eval.train_weight_decay", "train.weight_decay", "labels.init_scale", "labels.attention_weight",
-    "checkpoint.every", "dataset.min_length", "augment.rotate")
-_FRACTION_KEYS = ("distill.momentum", "train.momentum", "experts.momentum", "eval.train_momentum",
-                  "model.dropout", "augment.crop", "augment.cutout")
-RANGES: Dict[str, Bound] = {
-    **{k: POSITIVE for k in _POSITIVE_KEYS}, **{k: NON_NEGATIVE for k in _NON_NEGATIVE_KEYS},
-    **{k: FRACTION for k in _FRACTION_KEYS},
-    "seed": SEED, "dataset.split_seed": SEED, "dataset.mean": ANY, "dataset.label_offset": ANY,
-    "distill.decay_factor": ("in (0, 1]", lambda v: 0 < v <= 1),
-    "distill.average": ("in (0, 1) (the running average's decay; null: off)", lambda v: 0 < v < 1),
-    "distill.betas": ("in [0, 1)", lambda v: 0 <= v < 1),
-    "labels.alpha": ("in [0, 1]", lambda v: 0 <= v <= 1),
-    "augment.scale": (">= 1 (images are scaled by a factor in [1/scale, scale])", lambda v: v >= 1),
-}
-METHOD_RANGES: Dict[str, Bound] = {
-    "method.batch_real": POSITIVE, "method.outer_loop": POSITIVE, "method.inner_loop": POSITIVE,
-    "method.lr_net": POSITIVE, "method.expert_epochs": POSITIVE, "method.max_start_epoch": POSITIVE,
-}
+def _bounds(method_keys: bool) -> Dict[str, Bound]:
+    """key -> range of every numeric option, read from the schema (`option(..., bound=...)`)."""
+    from dd_runner.config.schema import all_settings
+
+    return {s.key: s.bound for s in all_settings() if s.bound is not None
+            and s.key.startswith("method.") == method_keys}
+
+
+RANGES: Dict[str, Bound] = _bounds(method_keys=False)
+METHOD_RANGES: Dict[str, Bound] = _bounds(method_keys=True)  # only where the chosen method has the key
 FREE_FORM = ("model.config_overrides", "model.architecture")  # handed to transformers as they are
 
 
@@ -60,7 +38,7 @@ def check_range(key: str, value, bound: Bound) -> None:
     """ConfigError unless value (a number, or each number of a list) is finite and within `bound`."""
     if value is None:
         return
-    text, ok = bound
+    text, ok = bound.text, bound.ok
     values = list(value) if OmegaConf.is_list(value) or isinstance(value, (list, tuple)) else [value]
     for v in values:
         finite = not isinstance(v, float) or math.isfinite(v)

@@ -3,14 +3,10 @@ that only make sense for some tasks, before anything is loaded."""
 
 from __future__ import annotations
 
-from dd_runner.core.errors import ConfigError, unknown
+from dd_runner.core.errors import ConfigError
 
 
 def validate_text(cfg) -> None:
-    from dd_runner.synthetic.text import ATTENTION_LABELS
-
-    if cfg.labels.attention not in ATTENTION_LABELS:
-        raise unknown("labels.attention", cfg.labels.attention, ATTENTION_LABELS)
     text, classification = cfg.dataset.modality == "text", cfg.dataset.task == "classification"
     if cfg.labels.attention != "none" and not (text and classification):
         raise ConfigError(f"labels.attention={cfg.labels.attention} needs a text classification dataset and a "
