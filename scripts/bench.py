@@ -5,6 +5,7 @@
     python scripts/bench.py --json bench.json  # the table as JSON too, to compare commits
     python scripts/bench.py --only engines,eval --threads 2
     python scripts/bench.py --gpu --budget 180 --json b.json   # the GPU run book's cases (scripts/gpu_check.py)
+    python scripts/bench.py --only step --threads 1 --clock cpu --repeats 12 --against HEAD~3   # before / after
 
 Sections (each row's ratio is against a reference measured in the same run):
 - engines: unroll / recompute / vmap / vmap_recompute on LeNet (MNIST, random init, 10 synthetic images
@@ -21,6 +22,11 @@ Sections (each row's ratio is against a reference measured in the same run):
   {1, 3, 10}: unroll vs recompute, fp32 vs bf16; and the language-model memory shape (GPT-Neo-125M,
   4 sequences of 16 tokens per step, T = 20). Built through the model registry; skipped with a note
   when those architectures or their offline data are not available;
+- step: what one outer step costs the host, at the GPU check's shapes: ATen operations per step (with
+  the most frequent operators), minor page faults per step and process CPU time, for LeNet with MNIST
+  fixed init (with dd-run's allocator and with the system one) and random init, DistilBERT at depth 6 and
+  GPT-Neo at depth 12 (fp32, bf16); `--against REF` measures the same cases with dd_runner at git commit
+  REF in the same run (scripts/benchmark/ops.py, against.py);
 - artefacts: whole small MNIST runs without W&B and snapshots, with W&B offline, and with W&B offline
   plus snapshots and media at every validation point: the extra wall time they cost
   (scripts/benchmark/artefacts.py).
@@ -58,6 +64,11 @@ def run_case(case: dict, in_process: bool = False) -> dict:
     an interpreter, torch, transformers and the data per case, seconds each)."""
     if "skipped" in case:
         return case
+    env = os.environ
+    if case.get("ref"):  # measured with dd_runner at an earlier commit, in its own process
+        from benchmark.against import env_for
+
+        env, in_process = env_for(case["ref"], dict(os.environ)), False
     if in_process:
         from benchmark.cases import measure
 
@@ -66,7 +77,7 @@ def run_case(case: dict, in_process: bool = False) -> dict:
         except Exception as e:  # one case's failure is its row, as in a child process
             return {**case, "error": f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"}
     cmd = [sys.executable, str(Path(__file__).resolve()), "--case", json.dumps(case)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env)
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
         error = (proc.stderr.strip().splitlines() or ["no output"])[-1]
@@ -94,8 +105,11 @@ def main() -> None:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--threads", type=int, default=0, help="torch threads per case (0: torch's default)")
     parser.add_argument("--repeats", type=int, default=0, help="timed outer steps per case (default 3; --quick 1)")
-    parser.add_argument("--only", default="engines,eval,amp,transformers,artefacts",
-                        help="comma-separated sections: engines, eval, amp, transformers, artefacts")
+    parser.add_argument("--only", default="engines,eval,amp,transformers,step,artefacts",
+                        help="comma-separated sections: engines, eval, amp, transformers, step, artefacts")
+    parser.add_argument("--against", metavar="REF",
+                        help="also measure the step section's cases with dd_runner as it was at git commit REF "
+                             "(staged from git archive), in the same run: before and after of a change")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="time the ratios use: wall, or process CPU time (a shared CPU, with --threads 1)")
     parser.add_argument("--tokenizer", default=str(minilm_stand_in() or ""),
@@ -107,6 +121,13 @@ def main() -> None:
                         help="distill.vmap_chunk of the vmap engines (0: all nets at once; bounds their memory)")
     args = parser.parse_args()
     args.only = set(args.only.split(","))
+    if args.against:
+        from benchmark.against import commit_of
+
+        try:
+            args.against = commit_of(args.against)
+        except ValueError as e:
+            parser.error(str(e))
 
     cases = plan(args)
     start = time.perf_counter()

@@ -30,10 +30,11 @@ def setup(case: dict, precision: str = None):
     from dd_runner.synthetic.build import make_synthetic
 
     T = case["T"]
-    steps = 10 if T % 10 == 0 else T
+    steps = case.get("steps") or (10 if T % 10 == 0 else T)
     overrides = MODEL_CASES[case["model"]] + [
-        f"distill.steps={steps}", f"distill.epochs={T // steps}", "distill.ipc=1", "init=random", "logger=none",
-        f"distill.sample_nets={case['nets']}", f"distill.engine={case.get('engine', 'unroll')}",
+        f"distill.steps={steps}", f"distill.epochs={T // steps}", "distill.ipc=1", "logger=none",
+        f"init={case.get('init', 'random')}", f"distill.sample_nets={case['nets']}",
+        f"distill.engine={case.get('engine', 'unroll')}",
         f"precision={precision or case.get('precision', 'fp32')}", f"device={case['device']}",
         f"distill.batch_size={case['batch']}", *case.get("overrides", [])]
     try:
@@ -62,6 +63,7 @@ class Skip(Exception):
 
 
 def engine_case(case: dict) -> dict:
+    from benchmark.ops import count_ops, minor_faults
     from dd_runner.data.stream import RealBatches
     from dd_runner.engines import ENGINES, EngineOptions
 
@@ -71,22 +73,32 @@ def engine_case(case: dict) -> dict:
     opt = torch.optim.Adam(synth.learnable(), lr=cfg.distill.lr, betas=tuple(cfg.distill.betas))
     batches = RealBatches(data.train, cfg.distill.batch_size, cfg.seed, device)
     memory = PeakMemory(device)
-    times, cpu_times = [], []
-    for it in range(case["repeats"] + 1):  # the first step warms up (kernels, code pages) and is not measured
-        if it == 1:
-            memory.start()
-        real, thetas = batches.next(), inits.train_nets(it, case["nets"])
-        sync(device)
-        start, cpu_start = time.perf_counter(), time.process_time()
-        meta = engine(learner, thetas, synth, real, options)
+
+    def outer_step(it: int):
+        meta = engine(learner, inits.train_nets(it, case["nets"]), synth, batches.next(), options)
         for p, g in zip(synth.learnable(), meta.grads):
             p.grad = g
         opt.step()
+        return meta
+
+    times, cpu_times, faults = [], [], []
+    for it in range(case["repeats"] + 1):  # the first step warms up (kernels, code pages) and is not measured
+        if it == 1:
+            memory.start()
+        sync(device)
+        start, cpu_start, faults_start = time.perf_counter(), time.process_time(), minor_faults()
+        meta = outer_step(it)
         sync(device)
         times.append(time.perf_counter() - start)
         cpu_times.append(time.process_time() - cpu_start)
-    result = {"seconds": min(times[1:]), "cpu_seconds": min(cpu_times[1:]), "times": times,
+        faults.append(minor_faults() - faults_start)
+    # medians: the first timed step follows PeakMemory.start(), whose malloc_trim hands the heap back
+    timed, faulted = sorted(cpu_times[1:]), sorted(faults[1:])
+    result = {"seconds": min(times[1:]), "cpu_seconds": timed[0], "cpu_median": timed[len(timed) // 2],
+              "times": times, "cpu_times": cpu_times, "faults": faults, "faults_per_step": faulted[len(faulted) // 2],
               "peak_mb": memory.peak_mb(), "loss": meta.loss, "device_name": device_name(device)}
+    if case.get("ops"):  # one more step, untimed, under the operation counter (benchmark/ops.py)
+        result.update(count_ops(lambda: outer_step(case["repeats"] + 1)))
     if case.get("flops"):  # one more step, untimed, under the FLOP counter: matmuls and convolutions of the
         from torch.utils.flop_counter import FlopCounterMode  # forward, backward and double backward
 
@@ -139,6 +151,10 @@ def measure(case: dict) -> dict:
 
     if case["threads"]:
         torch.set_num_threads(case["threads"])
+    if case.get("allocator", "auto") != "system":  # as dd-run does at the start of a run (allocator=auto)
+        from dd_runner.core.allocator import configure
+
+        configure(case.get("allocator", "auto"))
     configure_backends(deterministic=False)  # the flags a dd-run run uses (GPU: TF32 for fp32, cuDNN benchmark)
     try:
         from benchmark.artefacts import run_case

@@ -17,7 +17,12 @@ MODEL_CASES = {
                                "attention_types: [[[global, local], 1]]}"],
     "gpt_neo-base": TEXT_LM,  # the 125M configuration
 }
-TRANSFORMERS = ["distilbert-tiny", "distilbert-base", "gpt_neo-tiny", "gpt_neo-base"]
+# The depth of the base models at a width of 64: the same ATen operations per step (the count follows layers
+# and steps, not width), measured in seconds on a CPU instead of minutes.
+MODEL_CASES["distilbert-6x64"] = TEXT_CLS + ["+model.config_overrides={n_layers: 6, dim: 64, hidden_dim: 128, n_heads: 2}"]
+MODEL_CASES["gpt_neo-12x64"] = TEXT_LM + ["+model.config_overrides={hidden_size: 64, num_layers: 12, num_heads: 2, "
+                                          "attention_types: [[[global, local], 6]]}"]
+TRANSFORMERS = ["distilbert-tiny", "distilbert-base", "gpt_neo-tiny", "gpt_neo-base", "distilbert-6x64", "gpt_neo-12x64"]
 PRETRAINED = "minilm-pretrained"  # model.name_or_path is added per case: the package's folder on this machine
 MODEL_CASES[PRETRAINED] = ["dataset=agnews_offline", "model=bert", "distill.seq_len=32"]
 
@@ -62,7 +67,7 @@ def plan(args) -> list:
             cases.append(dict(section="amp", kind="cosine", model=PRETRAINED, engine="unroll", T=3, nets=1,
                               batch=16 if quick else 64, overrides=[f"model.name_or_path={minilm_stand_in()}"]))
     if "transformers" in args.only:
-        for model in (TRANSFORMERS[0], TRANSFORMERS[2]) if quick else TRANSFORMERS:
+        for model in (TRANSFORMERS[0], TRANSFORMERS[2]) if quick else TRANSFORMERS[:4]:
             missing = unavailable(model)
             if missing:
                 cases.append(dict(section="transformers", kind="engine", model=model, engine="-", T="-", nets="-",
@@ -81,11 +86,44 @@ def plan(args) -> list:
                         cases.append(dict(section="transformers", kind="engine", model=model, engine=engine, T=20,
                                           nets=1, precision=precision, batch=32,
                                           overrides=["distill.ipc=4", "distill.seq_len=16"]))
+    if "step" in args.only:
+        cases += step_cases(quick, getattr(args, "against", None))
     if "artefacts" in args.only:
         from benchmark.artefacts import artefact_cases
 
         cases += artefact_cases(args.quick)
     return finish(cases, args)
+
+
+def step_cases(quick: bool, against: str = None) -> list:
+    """The `step` section: what one outer step costs the host (ATen operations, minor page faults, process
+    CPU time) at the shapes of the GPU check: LeNet with MNIST fixed init (experiment=mnist_fixed_10: 1 step
+    x 3 epochs, real batch 1,024) with the default allocator and the system one, and random init with 100
+    images (4 nets x 30 steps, unroll and vmap); DistilBERT at depth 6 and GPT-Neo at depth 12 (the base
+    models' depths at width 64: the same operations) at T=3, 4 synthetic sequences, 64 real articles, fp32
+    and bf16. --against REF adds each case measured with dd_runner at commit REF (benchmark/against.py)."""
+    fixed = dict(model="lenet", init="fixed", steps=1, T=3, nets=1, batch=256 if quick else 1024)
+    shapes = [dict(fixed, engine="unroll", allocator="auto"), dict(fixed, engine="unroll", allocator="system"),
+              dict(fixed, engine="recompute", allocator="auto")]
+    if not quick:
+        shapes += [dict(model="lenet", init="random", steps=10, T=30, nets=4, batch=1024, engine=engine)
+                   for engine in ("unroll", "vmap")]
+    for model in ("distilbert-6x64", "gpt_neo-12x64"):
+        missing = unavailable(model)
+        shapes += [dict(model=model, T=1 if quick else 3, nets=1, batch=16 if quick else 64, engine="unroll",
+                        precision=precision, skipped=f"skipped: {missing}" if missing else None)
+                   for precision in ("fp32", "bf16")]
+    cases = []
+    for shape in shapes:
+        defaults = dict(section="step", kind="engine", init="random", precision="fp32", overrides=[], ops=True,
+                        allocator="auto")
+        case = {**defaults, **{k: v for k, v in shape.items() if v is not None}}
+        if against:
+            case["against"] = against
+        if against and "skipped" not in case and case["allocator"] == "auto":  # (its system twin: the same)
+            cases.append(dict(case, ref=against, allocator="system"))
+        cases.append(case)
+    return cases
 
 
 def finish(cases: list, args) -> list:

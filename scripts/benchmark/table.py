@@ -14,8 +14,9 @@ def add_ratios(results: list, clock: str) -> None:
     artefact_ratios(results, key)
     done = [r for r in results if "seconds" in r and r["kind"] != "run"]
 
-    def shape(r, precision, engine):
-        return r["model"], r["T"], r["nets"], precision, engine, tuple(r["overrides"])
+    def shape(r, precision, engine, ref=None, allocator=None):
+        return (r["section"], r["model"], r["T"], r["nets"], r.get("init"), precision, engine, tuple(r["overrides"]),
+                ref if ref is not None else r.get("ref"), allocator or r.get("allocator"))
 
     engines = {shape(r, r["precision"], r["engine"]): r for r in done if r["kind"] == "engine"}
     loops = {r["model"]: r for r in done if r["kind"] == "eval" and r["mode"] == "loop" and r["precision"] == "fp32"}
@@ -30,10 +31,16 @@ def add_ratios(results: list, clock: str) -> None:
                 r["note"] = ("same accuracies as the loop" if not differ else
                              f"{differ} of {len(r['accs'])} nets' accuracies differ from the loop (fp32 rounding)")
         else:
-            base = engines.get((r["model"], r["T"], r["nets"], r["precision"], "unroll", ()))
+            base = engines.get(shape(r, r["precision"], "unroll"))
+            base = None if base is r else base
             fp32 = engines.get(shape(r, "fp32", r["engine"]))
             if r["precision"] == "bf16" and fp32:
                 r["bf16_speedup"] = fp32[key] / r[key]
+            before = None if r.get("ref") else engines.get(shape(r, r["precision"], r["engine"], r.get("against"), "system"))
+            if before:  # the same case measured with dd_runner at an earlier commit (bench.py --against)
+                r["vs_ref"] = {"ops": before.get("ops"), "cpu_seconds": before[key], "ref": before["ref"]}
+                r["note"] = (f"{before['ref']}: {before.get('ops', 0):,} ops, {before[key]:.3f} s; "
+                             f"{before.get('ops', 0) / max(1, r.get('ops', 1)):.2f}x fewer ops, {before[key] / r[key]:.2f}x faster")
         if r.get("flops"):  # achieved model FLOP/s of the outer step, and its share of the bf16 peak
             r["tflops"] = r["flops"] / r["seconds"] / 1e12
             peak = bf16_peak_tflops(r.get("device_name", ""))
@@ -53,6 +60,8 @@ def describe(r: dict) -> tuple:
         return r["section"], r["model"], "unroll, recompute x fp32, bf16", "T in 1, 3, 10"
     if r["kind"] == "engine":
         knobs = [o.split(".")[-1] for o in r.get("overrides", []) if not o.startswith("model.tokenizer=")]
+        if r["section"] == "step":
+            knobs += [f"init={r.get('init')}", f"malloc={r.get('allocator')}"] + ([f"@{r['ref']}"] if r.get("ref") else [])
         what = " ".join([r["engine"], r["precision"], *knobs])
         shape = f"T={r['T']} nets={r['nets']}"
     elif r["kind"] == "eval":
@@ -72,7 +81,7 @@ def print_table(results: list, title: str) -> None:
 
     table = Table(title=title)
     for col in ("section", "model", "what", "size", "s/step", "cpu s", "x unroll", "peak MB", "mem / unroll",
-                "note"):
+                "ops/step", "faults/step", "note"):
         table.add_column(col, justify="left" if col in ("section", "model", "what", "size", "note") else "right")
     for r in results:
         note = r.get("skipped") or r.get("error") or r.get("note", "")
@@ -85,5 +94,6 @@ def print_table(results: list, title: str) -> None:
             note = "; ".join(filter(None, [note, f"{r['tflops']:.2f} TFLOP/s{mfu}"]))
         table.add_row(*describe(r), fmt(r.get("seconds"), ".3f"), fmt(r.get("cpu_seconds"), ".3f"),
                       fmt(r.get("speedup"), ".2f"),
-                      fmt(r.get("peak_mb"), ".1f"), fmt(r.get("memory_ratio"), ".2f"), note)
+                      fmt(r.get("peak_mb"), ".1f"), fmt(r.get("memory_ratio"), ".2f"), fmt(r.get("ops"), ","),
+                      fmt(r.get("faults_per_step"), ",.0f"), note)
     Console(width=200).print(table)
