@@ -129,9 +129,6 @@ def run_distill(ctx: RunContext) -> Dict[str, float]:
     distill_peak = memory.peak_total_mb()
     synth = distilled.synth
     save_distilled(ctx.out / "distilled.safetensors", cfg, ctx.data, synth, ctx.learner, ctx.inits)
-    if ctx.data.modality == "image":
-        save_image_grid(ctx.out / "images.png", synth, ctx.data)
-        ctx.tracker.log_image("distilled/images", ctx.out / "images.png", caption=f"{cfg.dataset.name} distilled")
     if ctx.data.modality == "text":  # distilled_text.csv: nearest vocabulary tokens of each synthetic embedding
         from dd_runner.synthetic.text_view import save_text_view
 
@@ -150,6 +147,9 @@ def run_distill(ctx: RunContext) -> Dict[str, float]:
         "eval/seconds": time.perf_counter() - start, "seed": cfg.seed, **distilled.metrics,
     })
     add_results(ctx.out / "distilled.safetensors", cfg, metrics)
+    if ctx.data.modality == "image":  # after evaluation: it names the lr the evaluation used
+        save_image_grid(ctx.out / "images.png", synth, ctx.data, cfg, metrics)
+        ctx.tracker.log_image("distilled/images", ctx.out / "images.png", caption=f"{cfg.dataset.name} distilled")
     ctx.tracker.log({k: metrics[k] for k in ("distill/seconds", "distill/peak_memory_mb", "eval/seconds",
                                              "eval/peak_memory_mb")})  # time and memory per phase
     log_distilled_set(ctx, synth, metrics)

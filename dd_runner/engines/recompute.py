@@ -43,11 +43,14 @@ def real_loss_and_grad(learner: Learner, params: Params, real, options: EngineOp
     chunk = options.real_chunk if 0 < options.real_chunk < len(real) else len(real)
     parts = [real] if chunk == len(real) else list(real.batches(chunk))
     total = learner.real_loss_weight(real)
-    loss_sum, grads = 0.0, [torch.zeros_like(p) for p in w]
+    loss_sum, grads = 0.0, None
     for part in parts:
         loss = learner.real_loss(w, part) * (learner.real_loss_weight(part) / total)
-        for acc, g in zip(grads, torch.autograd.grad(loss * options.loss_scale, w)):
-            acc.add_(g)
+        part_grads = list(torch.autograd.grad(loss * options.loss_scale, w))
+        if grads is None:
+            grads = part_grads
+        else:  # one multi-tensor addition per micro-batch, not one per parameter
+            torch._foreach_add_(grads, part_grads)
         loss_sum = loss_sum + loss.detach()  # a device tensor: no sync per micro-batch
     return loss_sum, grads
 
@@ -96,8 +99,7 @@ def recompute(learner: Learner, thetas: Sequence[Params], synth, real, options: 
                 acc.add_(g)
             if options.accumulate_loss and t > 0:  # the real loss after step t contributes at theta_t
                 loss_t, grads_t = real_loss_and_grad(learner, theta_t, real, options)
-                for d, g in zip(dw, grads_t):
-                    d.add_(g)
+                torch._foreach_add_(dw, grads_t)
                 objective += loss_t
             del new, grads
         _set_rng_state(after_forward, learner.device)

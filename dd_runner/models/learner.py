@@ -20,6 +20,7 @@ from torch.func import functional_call
 from dd_runner.core.device import Precision, to_device
 from dd_runner.data.bundle import Split
 from dd_runner.models.losses import kd_loss, soft_cross_entropy, upcast
+from dd_runner.models.sgd import sgd_apply, sgd_update  # noqa: F401  (sgd_update: the evaluation's update)
 
 Params = Tuple[torch.Tensor, ...]
 
@@ -57,16 +58,6 @@ def draw_weights(module: nn.Module, scheme: str, seed: int) -> nn.Module:
             if m.bias is not None:
                 m.bias.zero_()
     return module
-
-
-def sgd_update(params: Params, grads, lr, buffers, momentum: float, weight_decay: float):
-    """torch.optim.SGD's update (dampening 0, no Nesterov) on parameter tuples: (new params, buffers)."""
-    if weight_decay:
-        grads = [g + weight_decay * p for g, p in zip(grads, params)]
-    if momentum:
-        buffers = list(grads) if buffers is None else [momentum * b + g for b, g in zip(buffers, grads)]
-        grads = buffers
-    return tuple(p - lr * g for p, g in zip(params, grads)), buffers
 
 
 class Learner:
@@ -162,7 +153,7 @@ class Learner:
         """theta_{t+1} = theta_t - lr_t * grad l(x_t, theta_t); with create_graph the step stays differentiable."""
         loss = self.inner_loss(params, step)
         grads = torch.autograd.grad(loss, params, create_graph=create_graph)
-        return tuple(p - step.lr * g for p, g in zip(params, grads))
+        return sgd_apply(params, grads, step.lr)  # multi-tensor operations, not a few per parameter
 
     def train_on_steps(self, params: Params, steps: Sequence[Step], momentum: float = 0.0,
                        weight_decay: float = 0.0) -> Params:

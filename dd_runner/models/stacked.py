@@ -8,7 +8,9 @@ evaluation trains `eval.nets` networks per call instead of one. Losses are summe
 
 Inside vmap the inner gradient is `torch.func.grad` (autograd.grad cannot run there); its result stays
 differentiable by ordinary autograd outside, w.r.t. the synthetic data, lrs and labels of the step, so
-the meta-gradient is the same as unrolling the nets one by one (tests check this in float64).
+the meta-gradient is the same as unrolling the nets one by one (tests check this in float64). The update
+itself runs outside vmap, on the stacked tensors, as the multi-tensor operations of one net
+(models/sgd.py: no `_foreach_*` operation has a batching rule).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from torch.func import grad, vmap
 
 from dd_runner.core.errors import ConfigError
 from dd_runner.data.bundle import Split
-from dd_runner.models.learner import Learner, Params, Step, sgd_update
+from dd_runner.models.learner import Learner, Params, Step
+from dd_runner.models.sgd import sgd_apply, sgd_update
 
 
 def stack(thetas: Sequence[Params]) -> Params:
@@ -60,17 +63,13 @@ class StackedNets:
     def _vmapped_stats(self, params: Params, inputs, labels, mask) -> Dict[str, torch.Tensor]:
         return vmap(self.learner.split_stats, in_dims=(0, None, None, None))(params, inputs, labels, mask)
 
-    def _step_one(self, params: Params, step: Step) -> Params:
-        grads = grad(self.learner.inner_loss)(params, step)
-        return tuple(p - step.lr * g for p, g in zip(params, grads))
-
     def _grads(self, params: Params, step: Step) -> Params:
         return vmap(grad(self.learner.inner_loss), in_dims=(0, None))(params, step)
 
     def sgd_step(self, params: Params, step: Step, create_graph: bool = True) -> Params:
         """One inner step of every net. Differentiable whenever its inputs are (create_graph is implied:
         torch.func.grad keeps the graph of its result for the autograd outside it)."""
-        return vmap(self._step_one, in_dims=(0, None))(params, step)
+        return sgd_apply(params, self._grads(params, step), step.lr)
 
     def real_loss(self, params: Params, batch: Split, train_mode: bool = False) -> torch.Tensor:
         """The real-data loss of every net, summed."""

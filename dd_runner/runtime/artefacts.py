@@ -3,7 +3,8 @@ exists is complete; `metrics.json` is written last and marks a finished run.
 
     distilled.safetensors  data, targets, lrs, classes; metadata in the header
     metrics.json           test/acc_mean, test/acc_std, test/n_nets, baselines/<name>/..., timing
-    images.png             image datasets: a row per step, a column per class, labelled with lrs
+    images.png             image datasets: a row per step, a column per class, labelled with the
+                           lrs the evaluation used (written after it)
     config.yaml            the resolved config
 
 Under torchrun only rank 0 writes (the writers here do nothing on other ranks).
@@ -14,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 from omegaconf import OmegaConf
@@ -22,8 +23,9 @@ from omegaconf import OmegaConf
 from dd_runner.core import distributed
 from dd_runner.core.files import atomic_write_bytes, save_tensors
 from dd_runner.runtime import portable
+from dd_runner.synthetic import header
 
-FORMAT_VERSION = "2"  # 2: self-contained (theta_0, config, protocol, provenance)
+FORMAT_VERSION = str(header.FORMAT_VERSION)  # the reader (synthetic/header.py) says which versions exist
 
 
 def write_config(path: Path, cfg) -> None:
@@ -60,7 +62,7 @@ def save_distilled(path: Path, cfg, data, synth, learner=None, inits=None, extra
         tensors = {"data": synth.data, "targets": synth.all_targets(), "lrs": synth.lrs(), "classes": synth.classes,
                    **synth.artefact_tensors()}  # e.g. text: attention labels
         if synth.teacher is not None:  # labels=teacher: the soft targets each example is trained towards
-            tensors["teacher_probs"] = torch.stack([synth.teacher.extras(x)["teacher_probs"] for x in synth.data])
+            tensors["teacher_probs"] = teacher_probs(cfg, synth)
             meta.update(temperature=str(synth.teacher.temperature), alpha=str(synth.teacher.alpha))
     tensors = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
     if learner is not None:
@@ -69,6 +71,16 @@ def save_distilled(path: Path, cfg, data, synth, learner=None, inits=None, extra
         tensors.update(embedded)
         meta.update(network, **placement, **portable.portable_metadata(cfg))
     save_tensors(path, tensors, meta)
+
+
+def teacher_probs(cfg, synth) -> torch.Tensor:
+    """The teacher's probabilities of every example, (steps, examples, classes), computed in the batches the
+    evaluation labels them in (eval/protocol.py make_schedule: a step at a time as distilled, or all
+    examples at once for eval.schedule=train), so a reloaded set trains on the very same numbers."""
+    if cfg.eval.schedule == "train":
+        flat = synth.teacher.extras(synth.data.flatten(0, 1))["teacher_probs"]
+        return flat.view(*synth.data.shape[:2], *flat.shape[1:])
+    return torch.stack([synth.teacher.extras(x)["teacher_probs"] for x in synth.data])
 
 
 def add_results(path: Path, cfg, metrics: Dict[str, float]) -> None:
@@ -84,9 +96,20 @@ def add_results(path: Path, cfg, metrics: Dict[str, float]) -> None:
     save_tensors(path, tensors, meta)
 
 
-def save_image_grid(path: Path, synth, data) -> None:
-    """A row per step, a column per synthetic example (class order), titled with the class; the row label
-    lists the step's learned lr in each epoch."""
+def evaluation_lr_text(cfg, metrics: Dict[str, float]) -> str:
+    """How images.png names the lr the evaluation trained with: '' where it used the learned lrs (each row
+    then shows its step's lrs), else the one fixed lr and how it was chosen."""
+    lr = metrics.get("test/lr")
+    if not isinstance(lr, (int, float)):
+        return ""
+    how = "tuned on validation" if len(cfg.eval.lr_grid) > 1 else "eval.lr_grid, not tuned"
+    return f"evaluated with lr {lr:.3g} ({how}; eval.schedule={cfg.eval.schedule})"
+
+
+def save_image_grid(path: Path, synth, data, cfg=None, metrics: Optional[Dict[str, float]] = None) -> None:
+    """A row per step, a column per synthetic example (class order), titled with the class. The lr shown is
+    the one the evaluation used (written after it, from `metrics`): the row label lists the step's learned
+    lr in each epoch, or the title names the single tuned lr when the learned ones were not used."""
     if not distributed.is_main():
         return
     import matplotlib
@@ -99,6 +122,7 @@ def save_image_grid(path: Path, synth, data) -> None:
     images = (synth.data.detach().float().cpu() * std + mean).clamp(0, 1)
     lrs = synth.lrs().detach().cpu().view(synth.epochs, synth.steps)
     targets = synth.all_targets().detach().cpu()
+    fixed_lr = evaluation_lr_text(cfg, metrics or {}) if cfg is not None else ""
     rows, cols = images.shape[:2]
     fig, axes = plt.subplots(rows, cols, figsize=(1.1 * cols + 1.2, 1.25 * rows + 0.3), squeeze=False)
     for s in range(rows):
@@ -109,8 +133,10 @@ def save_image_grid(path: Path, synth, data) -> None:
             ax.set_xticks([]), ax.set_yticks([])
             label = data.class_names[int(targets[s, j].argmax())]
             ax.set_title(label if synth.label_type == "hard" else f"{label} ({targets[s, j].max():.2f})", fontsize=8)
-        lr_text = "/".join(f"{lr:.3g}" for lr in lrs[:, s].tolist())
-        axes[s][0].set_ylabel(f"step {s}\nlr {lr_text}", fontsize=7)
+        lr_text = "" if fixed_lr else "\nlr " + "/".join(f"{lr:.3g}" for lr in lrs[:, s].tolist())
+        axes[s][0].set_ylabel(f"step {s}{lr_text}", fontsize=7)
+    if fixed_lr:
+        fig.suptitle(fixed_lr, fontsize=8)
     fig.tight_layout()
     tmp = Path(path).with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=100)

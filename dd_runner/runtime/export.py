@@ -1,5 +1,6 @@
 """`dd-export RUN_DIR --to DIR [--push-to-hub REPO]`: a finished run's distilled set as a Hugging Face
-`datasets` folder (parquet + dataset card), loadable with `datasets.load_dataset(DIR)`.
+`datasets` folder (parquet + dataset card), loadable with `datasets.load_dataset(DIR)`; `--format dc --to
+FILE`: a .pt file for Zhao et al.'s DatasetCondensation evaluator (synthetic/dc_format.py).
 
 A row per synthetic example, in training order: images as `Image` (normalisation undone, 8-bit), or text
 as input embeddings plus their nearest vocabulary tokens; the class, the label distribution trained on,
@@ -193,6 +194,24 @@ def export(run_dir: Path, to: Path, repo: str = "") -> Path:
     return to
 
 
+def export_dc(run_dir: Path, to: Path) -> Path:
+    """`--format dc`: DistilledSet.to_dc() as one torch.save file (plain tensors, numbers and dicts, readable
+    with torch.load(weights_only=True)) for Zhao et al.'s DatasetCondensation evaluator; written atomically."""
+    import io
+
+    from dd_runner.core.files import atomic_write_bytes
+    from dd_runner.synthetic.distilled import load_distilled
+
+    run_dir, to = Path(run_dir), Path(to)
+    check_run_dir(run_dir)
+    if to.exists():
+        raise DataError(f"--to {to} exists: choose a new file")
+    payload = io.BytesIO()
+    torch.save(load_distilled(run_dir / "distilled.safetensors").to_dc(), payload)
+    atomic_write_bytes(to, payload.getvalue())
+    return to
+
+
 def push(folder: Path, repo: str, private: bool = False) -> str:
     """Upload the folder as a dataset repository; needs a token and the network (one line if either lacks)."""
     from huggingface_hub import HfApi, get_token
@@ -215,11 +234,21 @@ def main(argv: List[str] = None) -> int:
     parser = argparse.ArgumentParser(prog="dd-export", description="Export a finished dd-run run's distilled set "
                                      "as a Hugging Face datasets folder (parquet + dataset card).")
     parser.add_argument("run_dir", type=Path, help="a finished run directory (holds distilled.safetensors, metrics.json)")
-    parser.add_argument("--to", type=Path, required=True, help="the folder to write (new or empty)")
+    parser.add_argument("--to", type=Path, required=True, help="the folder to write (new or empty); with "
+                        "--format dc the .pt file to write (new)")
+    parser.add_argument("--format", choices=("datasets", "dc"), default="datasets",
+                        help="datasets: a Hugging Face datasets folder (default); dc: a .pt file for the "
+                        "DatasetCondensation evaluator (image_syn, label_syn, args; see DistilledSet.to_dc)")
     parser.add_argument("--push-to-hub", metavar="REPO", help="also upload it as the dataset repository REPO (user/name)")
     parser.add_argument("--private", action="store_true", help="with --push-to-hub: a private repository")
     args = parser.parse_args(argv)
     try:
+        if args.format == "dc":
+            if args.push_to_hub:
+                raise DataError("--push-to-hub uploads a datasets folder: leave it out with --format dc")
+            print(f"wrote {export_dc(args.run_dir, args.to)} (torch.load it; DC's evaluate_synset takes "
+                  "image_syn, label_syn and args)")
+            return 0
         folder = export(args.run_dir, args.to, args.push_to_hub or "")
         print(f"wrote {folder} (load it with datasets.load_dataset('{folder}'))")
         if args.push_to_hub:

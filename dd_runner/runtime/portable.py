@@ -67,17 +67,39 @@ def provenance() -> Dict[str, str]:
             "transformers": tf_version, "python": platform.python_version()}
 
 
+def _number(value) -> Optional[float]:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def augment_record(cfg) -> Dict[str, object]:
+    """eval.augment as the evaluation networks met it: {"name": "none"}, or DSA with its strategy and every
+    augment.* parameter (eval/protocol.py make_augment_each builds the transform from exactly this)."""
+    if cfg.eval.augment != "dsa":
+        return {"name": "none"}
+    return {**config_dict(cfg.augment), "name": "dsa"}
+
+
 def protocol(cfg, metrics: Optional[Dict[str, float]] = None) -> Dict[str, object]:
-    """How the reported figure was obtained (eval/protocol.py); `lr` is the fixed lr tuned on validation
-    when the set's own lrs were not used (eval.schedule=train, or no learned lrs), known after evaluation."""
-    e = cfg.eval
-    lr = (metrics or {}).get("test/lr")
-    return {"schedule": e.schedule, "lr": lr if isinstance(lr, (int, float)) else None,
+    """Everything eval/protocol.py `make_schedule` and `make_augment_each` used to produce the reported
+    figures, so `DistilledSet.train` replays them with the same code: the schedule and its optimiser, the
+    augmentation, the seed every order and draw derives from, the nets and the precision. `lr` is the
+    fixed lr the set was trained with when its own lrs were not used (eval.schedule=train, or no learned
+    lrs: tuned on validation over `lr_grid`), known after evaluation; `models` holds each eval.models
+    architecture's model config and its own tuned lr."""
+    from dd_runner.config.model_options import model_config
+
+    e, metrics = cfg.eval, metrics or {}
+    fixed = cfg.init.mode == "fixed" or (cfg.init.mode == "pretrained" and not cfg.init.resample)
+    return {"schedule": e.schedule, "lr": _number(metrics.get("test/lr")), "lr_grid": list(e.lr_grid),
             "train_epochs": e.train_epochs, "train_batch": e.train_batch, "train_momentum": e.train_momentum,
-            "train_weight_decay": e.train_weight_decay, "seed": cfg.seed, "nets": e.nets, "batch_size": e.batch_size,
-            "precision": cfg.precision, "test_split": cfg.dataset.get("test_split"),
-            "nets_drawn": "theta_0" if cfg.init.mode == "fixed" or (cfg.init.mode == "pretrained" and not cfg.init.resample)
-            else "unseen draws of p(theta)"}
+            "train_weight_decay": e.train_weight_decay, "augment": augment_record(cfg), "seed": cfg.seed,
+            "nets": e.nets, "batch_size": e.batch_size, "precision": cfg.precision,
+            "test_split": cfg.dataset.get("test_split"), "labels": cfg.labels.type,
+            "attention": cfg.labels.get("attention", "none"),
+            "nets_drawn": "theta_0" if fixed else "unseen draws of p(theta)",
+            "models": {option: {"lr": _number(metrics.get(f"test/{option}/lr")),
+                                "model": config_dict(model_config(option))}
+                       for option in e.models if option != cfg.model.name}}
 
 
 def initial_state(cfg, learner, inits) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:

@@ -2,12 +2,14 @@
 
     d = load_distilled("outputs/runs/.../distilled.safetensors")
     net = d.model()                          # the network it was distilled for, at its theta_0
-    d.train(net)                             # the run's evaluation schedule (learned lrs, or its tuned lr)
+    d.train(net)                             # the run's evaluation protocol, replayed with the run's code
     d.evaluate(net, d.test_data())["acc"]    # = metrics.json test/acc_mean for fixed init
 
-Random init: `d.model(seed=s)` is a fresh draw of p(theta); the reported figure is a mean over such
-draws, `d.metrics["test/acc_std"]` its spread. Everything needed is in the file (and, for a large network,
-the `init.safetensors` beside it): see dd_runner/runtime/portable.py for what the header holds.
+Random init: `d.model(net=i)` is the run's i-th evaluation network (the reported figure is the mean over
+i < protocol["nets"], `d.metrics["test/acc_std"]` its spread); `d.model(seed=s)` any other draw of p(theta).
+`d.model(arch="alexnet")` is an eval.models architecture, which `train()` then trains with its own tuned lr.
+Everything needed is in the file (and, for a large network, the `init.safetensors` beside it): see
+dd_runner/runtime/portable.py for what the header holds and header.py for how it is checked on loading.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -24,8 +26,9 @@ from torch import nn
 from dd_runner.core.errors import DataError
 from dd_runner.data.bundle import Split
 from dd_runner.models.learner import Step
-from dd_runner.synthetic import reuse
-from dd_runner.synthetic.set import fixed_steps, minibatch_steps
+from dd_runner.synthetic import replay, reuse
+from dd_runner.synthetic.header import check_header
+from dd_runner.synthetic.set import fixed_steps
 
 CORE = ("data", "targets", "lrs", "classes", "teacher_probs")
 
@@ -57,7 +60,13 @@ class DistilledSet:
 
     @property
     def protocol(self) -> dict:
-        """How the reported figure was obtained: schedule, tuned lr (if any), nets, precision, seed."""
+        """How the reported figure was obtained, all of it (`train()` replays it): schedule ("distilled":
+        the set's steps x epochs with its learned lrs; "train": train_epochs epochs of minibatch SGD, batch
+        train_batch, momentum, weight decay, lr /10 halfway), `lr` (the fixed lr used, tuned on validation
+        over `lr_grid`; null: the learned lrs), `augment` (eval.augment: {"name": "none"} or DSA's strategy
+        and parameters), `seed` (the minibatch order, the augmentation draws and the evaluation networks
+        derive from it), `nets`, `batch_size`, `precision`, `labels`, `attention`, and `models`: each
+        eval.models architecture's model config and tuned lr."""
         return self._json("protocol", {"schedule": "distilled", "lr": None})
 
     @property
@@ -78,16 +87,32 @@ class DistilledSet:
         return (images - torch.tensor(n["mean"]).view(shape)) / torch.tensor(n["std"]).view(shape)
 
     # --- the network, its training and its measurement ------------------------------------------------
-    def model(self, seed: Optional[int] = None, device: Union[str, torch.device] = "cpu") -> nn.Module:
-        """The network the set was distilled for: at theta_0 (fixed / pretrained init), or a fresh draw of
-        p(theta) from `seed` (random init; default seed 0). Text: the transformers model with its head."""
+    def model(self, seed: Optional[int] = None, device: Union[str, torch.device] = "cpu", *,
+              net: Optional[int] = None, arch: Optional[str] = None) -> nn.Module:
+        """A network to train on the set.
+
+        - Fixed / pretrained init: the network it was distilled for, at theta_0 (`seed` and `net` are
+          ignored; pretrained with init.resample redraws those parameters from them).
+        - Random init: `net=i` is the run's i-th evaluation network, exactly (the figure is the mean over
+          i < protocol["nets"]); `seed=s` any other draw of p(theta); neither: net 0.
+        - `arch`: an eval.models architecture (`list(protocol["models"])`), drawn at random as the run drew
+          it (`net`, `seed` as above); `train()` knows it from the module and uses that column's tuned lr.
+        Text sets: the transformers model with its head, built from the header (no hub needed)."""
         if "config" not in self.metadata:
             raise DataError("this distilled set predates self-contained files (format dd-runner/1): it holds no "
                             "model config or theta_0; build the network yourself and use train()")
+        if seed is None:
+            seed = replay.evaluation_seed(self.protocol, net or 0)
+        elif net is not None:
+            raise ValueError("model(): give seed or net, not both")
+        option = self._arch(arch)
+        if option is not None:
+            spec = self.protocol["models"][option]["model"]
+            return reuse.other_architecture(self.metadata, option, spec, self.data, self.targets, seed, device)
         return reuse.build_network(self.metadata, self.initial_state, self.data, self.targets, seed, device)
 
     def steps(self) -> List[Step]:
-        """The steps x epochs inner steps in training order, with the learned lrs."""
+        """The steps x epochs inner steps in training order, with the learned lrs (for your own loop)."""
         return fixed_steps(self.data, self.targets, self.lrs, self.epochs)
 
     def _step_extras(self) -> Dict[str, torch.Tensor]:
@@ -100,31 +125,42 @@ class DistilledSet:
             out.update(attention=self.extras["attention_labels"], attention_weight=self.extras["attention_weight"])
         return out
 
-    def schedule(self, device: Union[str, torch.device] = "cpu") -> Tuple[List[Step], float, float]:
-        """(steps, momentum, weight decay) of the run's evaluation protocol: the learned lrs in the
-        distilled order, or minibatch SGD with the lr tuned on validation (eval.schedule=train)."""
-        p = self.protocol
-        data, targets = self.data.to(device), self.targets.to(device)
-        extras = {k: v.to(device) for k, v in self._step_extras().items()}
-        if p.get("schedule", "distilled") == "distilled":
-            lrs = self.lrs if p.get("lr") is None else torch.full_like(self.lrs, float(p["lr"]))
-            return fixed_steps(data, targets, lrs.to(device), self.epochs, extras=extras), 0.0, 0.0
-        xs, ys = data.flatten(0, 1), targets.flatten(0, 1)
-        flat = {k: v.flatten(0, 1) if v.dim() else v for k, v in extras.items()}
-        steps = list(minibatch_steps(xs, ys, flat, float(p["lr"]), p["train_epochs"], p["train_batch"], p["seed"]))
-        return steps, float(p["train_momentum"]), float(p["train_weight_decay"])
+    def evaluation_lr(self, arch: Optional[str] = None) -> Optional[float]:
+        """The fixed lr the run's evaluation trained with (tuned on validation, or eval.lr_grid's one value),
+        for the distillation architecture or an eval.models `arch`; None where it used the learned lrs."""
+        return replay.fixed_lr(self.protocol, self.lrs, self._arch(arch))
 
-    def train(self, model: nn.Module, forward: Optional[Callable] = None) -> nn.Module:
+    def schedule(self, device: Union[str, torch.device] = "cpu", arch: Optional[str] = None):
+        """The run's evaluation schedule (eval/protocol.py `Schedule`: iterate it for the steps; `.momentum`,
+        `.weight_decay`), built by the code the run used: the learned lrs in the distilled order, or
+        minibatch SGD with the tuned lr, /10 halfway, the run's minibatch order and, with eval.augment=dsa,
+        the same augmentation draws; teacher probabilities and attention labels as the run trained with."""
+        extras = {k: v.to(device) for k, v in self._step_extras().items()}
+        return replay.build_schedule(self.protocol, self.config, self.data.to(device), self.targets.to(device),
+                                     self.lrs.to(device), self.epochs, extras, self._arch(arch))
+
+    def train(self, model: nn.Module, forward: Optional[Callable] = None, arch: Optional[str] = None) -> nn.Module:
         """Train `model` in place by the run's evaluation protocol (`schedule()`), with the code the run
-        trained its networks with. `forward(model, x) -> logits` instead trains it by plain SGD with the
-        learned lrs and the loss -(y * log_softmax(logits)).sum(-1).mean(), for any model and input path."""
+        trained its networks with; returns it. A network from `model(arch=...)` is trained as that eval.models
+        column was (its tuned lr); `arch` says so for a network built otherwise. `forward(model, x) -> logits`
+        instead trains any model by plain SGD with the learned lrs and the loss
+        -(y * log_softmax(logits)).sum(-1).mean() (no augmentation, momentum or tuned lr)."""
         if forward is not None:
             return self._train_plain(model, forward)
         learner = reuse.learner_for(model, self.metadata)
-        steps, momentum, weight_decay = self.schedule(learner.device)
+        schedule = self.schedule(learner.device, arch or getattr(model, reuse.ARCH_ATTRIBUTE, None))
         params = learner.params_from_state(dict(model.named_parameters()))
-        trained = learner.train_on_steps(params, steps, momentum, weight_decay)
+        trained = learner.train_on_steps(params, schedule, schedule.momentum, schedule.weight_decay)
         return reuse.load_into(model, learner.as_dict(trained))
+
+    def _arch(self, arch: Optional[str]) -> Optional[str]:
+        """None for the distillation architecture, else an eval.models one the header knows."""
+        if arch is None or arch == self.config.get("model", {}).get("name"):
+            return None
+        if arch not in self.protocol.get("models", {}):
+            raise DataError(f"arch={arch!r} is not one of this set's eval.models architectures "
+                            f"({', '.join(self.protocol.get('models', {})) or 'none'})")
+        return arch
 
     def evaluate(self, model: nn.Module, data, batch_size: Optional[int] = None) -> Dict[str, float]:
         """Metrics of `model` on `data` (a Split from `test_data()`, or (inputs, labels) tensors in the
@@ -149,6 +185,16 @@ class DistilledSet:
             dataset.root = str(root)
         return load_data(dataset, OmegaConf.create(config["model"])).test
 
+    def to_dc(self) -> Dict[str, object]:
+        """The set in the form of Zhao et al.'s DatasetCondensation code (utils.py `evaluate_synset`):
+        `image_syn` (N, C, H, W) float32 over all steps, `label_syn` (N,) int64 class ids, `args` (dsa,
+        dsa_strategy, dsa_param, dc_aug_param, epoch_eval_train, lr_net, batch_train, ...), the dataset's
+        channel / im_size / num_classes / class_names / mean / std, `data` = [[image_syn, label_syn]] as
+        DC's own result files hold them, and `notes`: what DC's evaluator does differently (dc_format.py)."""
+        from dd_runner.synthetic.dc_format import dc_payload
+
+        return dc_payload(self)
+
     def _train_plain(self, model: nn.Module, forward: Callable) -> nn.Module:
         from dd_runner.models.losses import kd_loss
 
@@ -172,8 +218,9 @@ class DistilledSet:
 
 
 def load_distilled(path: Union[str, Path]) -> DistilledSet:
-    """Read a `distilled.safetensors` (or a snapshot) written by dd-run; a missing, truncated or foreign
-    file is a DataError with one line saying so."""
+    """Read a `distilled.safetensors` (or a snapshot, snapshots/<iteration>.safetensors) written by dd-run.
+    The header is checked here (header.py): a missing, truncated, foreign or altered file is a DataError
+    with one line naming the file and, for an altered header, the field."""
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
@@ -186,13 +233,10 @@ def load_distilled(path: Union[str, Path]) -> DistilledSet:
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise DataError(f"{path} is not a readable safetensors file (truncated or another format: "
                         f"{str(e).splitlines()[0][:120]})") from None
-    if not metadata.get("format", "").startswith("dd-runner/") or metadata["format"] in ("dd-runner/init", "dd-runner/model"):
-        raise DataError(f"{path} is not a distilled set written by dd-runner (its header has no dd-runner set format tag)")
-    missing = [k for k in CORE[:4] if k not in tensors]
-    if missing or "epochs" not in metadata:
-        raise DataError(f"{path} lacks {', '.join(missing) or 'epochs'}: not a complete dd-runner distilled set")
-    return DistilledSet(data=tensors["data"], targets=tensors["targets"], lrs=tensors["lrs"],
-                        classes=tensors["classes"], epochs=int(metadata["epochs"]), metadata=metadata,
+    check_header(path, metadata, tensors)
+    data, epochs = tensors["data"], int(metadata["epochs"])
+    return DistilledSet(data=data, targets=tensors["targets"], lrs=tensors["lrs"].expand(data.shape[0] * epochs),
+                        classes=tensors["classes"], epochs=epochs, metadata=metadata,
                         teacher_probs=tensors.get("teacher_probs"),
                         extras={k: v for k, v in tensors.items() if k not in CORE and not k.startswith(reuse.INIT_PREFIX)},
                         initial_state=reuse.read_initial_state(path, metadata, tensors))

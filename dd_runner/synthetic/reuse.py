@@ -19,6 +19,7 @@ from dd_runner.core.errors import DataError
 from dd_runner.models.learner import Learner
 
 INIT_PREFIX = "init/"
+ARCH_ATTRIBUTE = "dd_runner_arch"  # set on a module model(arch=...) built: which eval.models column train() replays
 
 
 def read_initial_state(path: Path, meta: Dict[str, str], tensors: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
@@ -60,7 +61,8 @@ def _hf_module(meta: Dict[str, str]) -> nn.Module:
     return cls._from_config(config, attn_implementation="eager")
 
 
-def _image_module(meta: Dict[str, str], data: torch.Tensor, targets: torch.Tensor, device) -> Learner:
+def _image_learner(meta: Dict[str, str], model: dict, data: torch.Tensor, targets: torch.Tensor, device) -> Learner:
+    """The learner of an image model config, as the run built it (models.build_learner)."""
     from omegaconf import OmegaConf
 
     from dd_runner.models import build_learner
@@ -68,7 +70,7 @@ def _image_module(meta: Dict[str, str], data: torch.Tensor, targets: torch.Tenso
     config = json.loads(meta["config"])
     shape = SimpleNamespace(modality="image", task="classification", name=meta.get("dataset", ""),
                             example_shape=tuple(data.shape[2:]), num_classes=targets.shape[-1])
-    return build_learner(OmegaConf.create(config["model"]), shape, device, precision_of(meta, device),
+    return build_learner(OmegaConf.create(model), shape, device, precision_of(meta, device),
                          OmegaConf.create(config["distill"]))
 
 
@@ -77,7 +79,11 @@ def learner_for(module: nn.Module, meta: Dict[str, str], precision: Optional[Pre
     device = next(module.parameters()).device
     precision = precision or precision_of(meta, device)
     if meta.get("modality") != "text":
-        return Learner(module, device, precision)
+        from dd_runner.models.zoo.common import BatchNormLearner
+
+        # as models/zoo/common.py build_image_learner: batch norm gets per-network running statistics
+        batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+        return (BatchNormLearner if batch_norm else Learner)(module, device, precision)
     from dd_runner.models.transformer import CausalLMLearner, TextClassifierLearner
 
     cls = CausalLMLearner if meta.get("task") == "language_modeling" else TextClassifierLearner
@@ -114,7 +120,7 @@ def build_network(meta: Dict[str, str], state: Dict[str, torch.Tensor], data: to
         module = load_into(_hf_module(meta), state).to(device)
         learner = learner_for(module, meta)
     else:
-        learner = _image_module(meta, data, targets, device)
+        learner = _image_learner(meta, json.loads(meta["config"])["model"], data, targets, device)
         load_into(learner.module, state)
     if not fixed:
         drawn = learner.draw(0 if seed is None else int(seed))
@@ -122,4 +128,14 @@ def build_network(meta: Dict[str, str], state: Dict[str, torch.Tensor], data: to
             drawn = tuple(d if n.startswith(tuple(init["resample"])) else b
                           for n, d, b in zip(learner.names, drawn, learner.params_from_state(state)))
         load_into(learner.module, learner.as_dict(drawn))
+    return learner.module
+
+
+def other_architecture(meta: Dict[str, str], option: str, model: dict, data: torch.Tensor, targets: torch.Tensor,
+                       seed: int, device) -> nn.Module:
+    """An eval.models architecture as the run evaluated it (eval/cross_arch.py): random weights drawn with
+    `seed` whatever the set's init mode, tagged with `option` so `DistilledSet.train` uses its tuned lr."""
+    learner = _image_learner(meta, model, data, targets, torch.device(device))
+    load_into(learner.module, learner.as_dict(learner.draw(int(seed))))
+    setattr(learner.module, ARCH_ATTRIBUTE, option)
     return learner.module

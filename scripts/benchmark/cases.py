@@ -127,22 +127,38 @@ def eval_case(case: dict) -> dict:
 
 
 def cosine_case(case: dict) -> dict:
-    """The meta-gradient of the same nets, data and real batch in fp32 and in bf16."""
+    """The meta-gradient of the same nets, data and real batch in fp32 and in bf16, and the ATen operations
+    of each. case["inner"] == "bf16": the bf16 side also runs the inner weights of linear and convolution
+    layers in bf16 (cast once per net instead of at every use by autocast; the updates then round in bf16)."""
+    from benchmark.ops import OpCounter
     from dd_runner.data.stream import RealBatches
     from dd_runner.engines import ENGINES, EngineOptions
 
     # The reference is IEEE fp32: no TF32 tensor cores (which dd-run allows in fp32 runs, core/device.py).
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    grads = {}
+    grads, ops = {}, {}
     for precision in ("fp32", "bf16"):
         cfg, device, data, learner, synth, inits = setup(case, precision)
         real = RealBatches(data.train, cfg.distill.batch_size, cfg.seed, device).next()
-        meta = ENGINES.get(cfg.distill.engine)(learner, inits.train_nets(0, case["nets"]), synth, real,
-                                               EngineOptions.from_config(cfg.distill))
+        thetas = inits.train_nets(0, case["nets"])
+        if precision == "bf16" and case.get("inner") == "bf16":
+            thetas = [bf16_matmul_weights(learner, theta) for theta in thetas]
+        with OpCounter() as counter:
+            meta = ENGINES.get(cfg.distill.engine)(learner, thetas, synth, real, EngineOptions.from_config(cfg.distill))
         grads[precision] = torch.cat([g.flatten().double() for g in meta.grads])
+        ops[precision] = counter.total
     cosine = torch.nn.functional.cosine_similarity(grads["bf16"], grads["fp32"], dim=0).item()
-    return {"cosine": cosine, "device_name": device_name(device)}
+    return {"cosine": cosine, "ops": ops["bf16"], "ops_fp32": ops["fp32"], "device_name": device_name(device)}
 
+
+def bf16_matmul_weights(learner, theta) -> tuple:
+    """theta with the parameters of linear and convolution layers in bf16 (the others, e.g. layer norms, stay
+    fp32: their autocast kernels take fp32)."""
+    from torch import nn
+
+    matmul = {f"{prefix}.{name}".lstrip(".") for prefix, m in learner.module.named_modules()
+              if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)) for name, _ in m.named_parameters(recurse=False)}
+    return tuple(p.to(torch.bfloat16) if name in matmul else p for name, p in zip(learner.names, theta))
 
 
 def measure(case: dict) -> dict:

@@ -114,6 +114,11 @@ def step_cases(quick: bool, against: str = None) -> list:
                         precision=precision, skipped=f"skipped: {missing}" if missing else None)
                    for precision in ("fp32", "bf16")]
     cases = []
+    if minilm_stand_in():  # bf16 autocast vs bf16 inner weights: operations and meta-gradient cosine
+        for inner in ("autocast", "bf16"):
+            cases.append(dict(section="step", kind="cosine", model=PRETRAINED, engine="unroll", T=1 if quick else 3,
+                              nets=1, batch=8 if quick else 64, inner=inner,
+                              overrides=[f"model.name_or_path={minilm_stand_in()}"]))
     for shape in shapes:
         defaults = dict(section="step", kind="engine", init="random", precision="fp32", overrides=[], ops=True,
                         allocator="auto")

@@ -67,7 +67,8 @@ def describe(r: dict) -> tuple:
     elif r["kind"] == "eval":
         what, shape = f"eval {r['mode']} {r['precision']}", f"{r['nets']} nets, 100 images x 3 epochs"
     else:
-        what, shape = "meta-grad cosine bf16 vs fp32", f"T={r['T']} nets={r['nets']}"
+        inner = " (inner weights bf16)" if r.get("inner") == "bf16" else ""
+        what, shape = f"meta-grad cosine bf16 vs fp32{inner}", f"T={r['T']} nets={r['nets']}"
     return r["section"], r["model"], what, shape
 
 
@@ -86,7 +87,7 @@ def print_table(results: list, title: str) -> None:
     for r in results:
         note = r.get("skipped") or r.get("error") or r.get("note", "")
         if r["kind"] == "cosine" and "cosine" in r:
-            note = f"cosine {r['cosine']:.4f}"
+            note = f"cosine {r['cosine']:.4f}" + (f"; fp32: {r['ops_fp32']:,} ops" if "ops_fp32" in r else "")
         if "bf16_speedup" in r:
             note = f"{r['bf16_speedup']:.2f}x the same engine in fp32"
         if "tflops" in r:
