@@ -106,3 +106,29 @@ def test_text_export_has_embeddings_and_nearest_tokens(tokenizers, tmp_path):
     assert all(len(tokens.split()) == 12 for tokens in ds["nearest_tokens"])
     assert ds.features["label"].names == ["World", "Sports", "Business", "Sci/Tech"]
     assert "text-classification" in (tmp_path / "export" / "README.md").read_text()
+
+
+def test_dc_format_holds_what_dcs_evaluator_reads(finished_run, tmp_path):
+    """--format dc: one torch.save file of plain tensors and dicts with the fields of DC's evaluate_synset
+    (image_syn, label_syn, args.lr_net / epoch_eval_train / batch_train / dsa*), flattened over steps."""
+    done = dd_export(finished_run, "--format", "dc", "--to", tmp_path / "set.pt")
+    assert done.returncode == 0, done.stderr
+    payload = torch.load(tmp_path / "set.pt", weights_only=True)  # no pickled objects: plain data only
+    d = load_distilled(finished_run / "distilled.safetensors")
+    assert payload["image_syn"].dtype == torch.float32 and payload["image_syn"].shape == (20, 1, 28, 28)
+    assert torch.equal(payload["image_syn"], d.data.flatten(0, 1)) and torch.equal(payload["data"][0][0], payload["image_syn"])
+    assert payload["label_syn"].dtype == torch.int64 and payload["label_syn"].tolist() == list(range(10)) * 2
+    assert torch.equal(payload["label_soft"], d.targets.flatten(0, 1))
+    args = payload["args"]
+    assert args["dsa"] is False and args["dsa_strategy"] == "none" and args["dc_aug_param"] is None
+    assert args["batch_train"] == 256 and args["epoch_eval_train"] == d.protocol["train_epochs"] and args["model"] == "LeNet"
+    assert set(args["dsa_param"]) == {"aug_mode", "prob_flip", "ratio_scale", "ratio_rotate", "ratio_crop_pad",
+                                      "ratio_cutout", "brightness", "saturation", "contrast"}
+    assert (payload["channel"], payload["im_size"], payload["num_classes"]) == (1, [28, 28], 10)
+    assert payload["mean"] == [0.1307] and payload["std"] == [0.3081] and payload["class_names"][3] == "3"
+    # learned lrs under eval.schedule=distilled: DC cannot use them, and the file says so
+    assert args["lr_net"] == 0.01 and any("learned per-step lrs" in note for note in payload["notes"])
+    for extra, message in [((), "exists: choose a new file"),
+                           (("--push-to-hub", "someone/set"), "--push-to-hub uploads a datasets folder")]:
+        done = dd_export(finished_run, "--format", "dc", "--to", tmp_path / ("set.pt" if not extra else "other.pt"), *extra)
+        assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
