@@ -87,38 +87,47 @@ def hydra_job(cfg) -> Optional[float]:
     return None
 
 
-def _with_run_dir(argv: List[str]) -> List[str]:
-    """A single run's artefacts, logs and Hydra record all go to output_dir / resume when one is given
-    (Hydra creates that directory before the job starts, so it is checked here)."""
-    if any(a in ("-m", "--multirun") for a in argv) or any(a.startswith("hydra.run.dir=") for a in argv):
+def _with_run_dir(argv: List[str], jobs: List) -> List[str]:
+    """A single run's artefacts, logs and Hydra record all go to output_dir / resume when one is set
+    (Hydra creates that directory before the job starts, so it is checked here). The directory is the one
+    the composed config holds (`jobs`, from the pre-flight check): quotes removed and ${...} resolved, so
+    'output_dir="my runs/a,b"' creates my runs/a,b, not a directory named after the quoted string."""
+    from dd_runner.config.command_line import parse, with_overrides
+
+    cmd = parse(argv)
+    if (cmd is None or cmd.multirun or cmd.only_shows or len(jobs) != 1
+            or any(o.startswith("hydra.run.dir=") for o in cmd.overrides)):
         return argv
-    for arg in argv:
-        key, _, value = arg.partition("=")
-        if key in ("resume", "output_dir") and value:
-            try:
-                Path(value).expanduser().mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise RunError(f"cannot create the output directory {value}: {e.strerror}; choose another {key}") from None
-            extra = ["hydra.output_subdir=null"] if key == "resume" else []  # keep the original .hydra record
-            return [*argv, f"hydra.run.dir={value}", *extra]
-    return argv
+    cfg = jobs[0]
+    key = next((k for k in ("resume", "output_dir") if cfg._get_node(k)._value() is not None), None)
+    if key is None:
+        return argv
+    if "${now:" not in str(cfg._get_node(key)._value()):  # a time-stamped name: Hydra resolves it later
+        try:
+            Path(str(cfg[key])).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RunError(f"cannot create the output directory {cfg[key]}: {e.strerror}; choose another {key}") from None
+    extra = ["hydra.output_subdir=null"] if key == "resume" else []  # keep the original .hydra record
+    return with_overrides(argv, [f"hydra.run.dir=${{{key}}}", *extra])
 
 
 def main(argv: Optional[List[str]] = None) -> None:
+    from dd_runner.config.command_line import with_overrides
     from dd_runner.config.plugins import optuna_defaults
     from dd_runner.config.preflight import preflight, shared_hydra_dirs
     from dd_runner.core import distributed
     from dd_runner.sweeps.jobs import last_sweep_exit_code
 
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in ("-h", "--help"):
-        from dd_runner.config.help import help_text
-
-        print(help_text())
-        sys.exit(0)
     try:
-        preflight(argv)
-        argv = optuna_defaults(_with_run_dir(argv))
+        if "-h" in argv or "--help" in argv:  # ours, not Hydra's: every option and key, read from the schema
+            from dd_runner.config.help import help_for
+
+            print(help_for(argv))
+            sys.exit(0)
+        jobs = preflight(argv)
+        argv = _with_run_dir(argv, jobs)
+        argv = with_overrides(argv, optuna_defaults(argv)[len(argv):])  # before any flag, as Hydra wants
         distributed.init_from_env()  # under torchrun: join the other ranks and share one run directory
         if distributed.active():
             argv = shared_hydra_dirs(argv)

@@ -1,74 +1,52 @@
 """Pre-flight check of `dd-run`'s command line: compose every job's config with Hydra's compose API and
 validate it before Hydra starts, so a typo costs one line and exit code 2 instead of a stack trace (or a
-sweep that fails in job 37). Hydra's own flags (--help, --cfg, -cn, ...) are left to Hydra.
+sweep that fails in job 37).
+
+It composes from the search path Hydra will use (the package's conf/, `--config-dir DIR`,
+`hydra.searchpath=[...]`; see dd_runner.config.command_line), with the config name of `-cn`, so options
+kept outside the package are checked like the shipped ones. It applies wherever Hydra composes the job's
+config: a run, a multirun (job by job), `--cfg job|hydra|all`, `--resolve`, `--info`, and `dd-run --help`
+given overrides. Hydra alone handles `--hydra-help`, `--version`, `--shell-completion`,
+`--experimental-rerun` and `--config-path` (which replaces the package's conf/).
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import List, Optional
 
-from omegaconf import OmegaConf
-
-from dd_runner.core.errors import ConfigError, did_you_mean
+from dd_runner.config.command_line import SEARCHPATH, CommandLine, parse, with_overrides
+from dd_runner.config.override_errors import check_deletions, explain, parse_error, sweep_error
+from dd_runner.core.errors import ConfigError
 
 CONFIG_MODULE = "dd_runner.conf"
 
 
-def _chain(exc: BaseException):
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        yield exc
-        exc = exc.__cause__ or exc.__context__
+@contextmanager
+def composer(cmd: Optional[CommandLine] = None):
+    """A function composing a job config (overrides -> config) on this command line's search path."""
+    from hydra import compose, initialize_config_module
+
+    entries = cmd.search_path() if cmd is not None else []
+    extra = [f"{SEARCHPATH}=[{','.join(quote(e) for e in entries)}]"] if entries else []
+    name = cmd.config_name if cmd is not None else "config"
+    with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
+        yield lambda overrides=(), **kw: compose(name, overrides=[*extra, *overrides], **kw)
 
 
-def explain(exc: BaseException, base) -> str:
-    """One line for a composition error, naming the valid keys or options."""
-    from hydra.errors import MissingConfigException
-    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
-
-    for e in _chain(exc):
-        if isinstance(e, MissingConfigException) and e.missing_cfg_file and "/" in e.missing_cfg_file:
-            group, _, option = e.missing_cfg_file.rpartition("/")
-            options = list(e.options or [])
-            return (f"unknown {group} option '{option}'{did_you_mean(option, options)}; "
-                    f"valid: {', '.join(o for o in options if not o.startswith('base_'))}")
-        if isinstance(e, (ConfigKeyError, ConfigAttributeError)) and getattr(e, "full_key", None):
-            parent, _, leaf = e.full_key.rpartition(".")
-            node = OmegaConf.select(base, parent) if parent else base
-            keys = sorted(node.keys()) if node is not None and OmegaConf.is_dict(node) else []
-            if parent and not keys and OmegaConf.is_dict(node):  # a free-form map such as model.config_overrides
-                return f"{parent} is a free-form map: add entries with a leading '+', e.g. '+{parent}={{{leaf}: ...}}'"
-            where = f"of {parent}" if parent else "(top level)"
-            hint = did_you_mean(leaf, keys).replace("'", f"'{parent}.", 1) if parent else did_you_mean(leaf, keys)
-            return f"unknown key '{e.full_key}'{hint}; valid keys {where}: {', '.join(keys)}"
-        if isinstance(e, OmegaConfBaseException) and getattr(e, "full_key", None):
-            reason = str(getattr(e, "msg", e)).splitlines()[0]
-            return f"invalid value for {e.full_key}: {reason}"
-    return str(exc).strip().splitlines()[0]
-
-
-def job_overrides(argv: List[str]) -> Optional[List[List[str]]]:
-    """The override lists of the jobs `argv` would start, or None when Hydra should decide alone."""
+def _jobs(cmd: CommandLine, argv: List[str]) -> List[List[str]]:
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    multirun = any(a in ("-m", "--multirun") for a in argv)
-    if any(a.startswith("-") and a not in ("-m", "--multirun") for a in argv):
-        return None
-    overrides = [a for a in argv if not a.startswith("-") and not a.lstrip("+~").startswith("hydra")]
+    overrides = cmd.job_overrides()
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except Exception as e:  # hydra's OverrideParseException
-        sliced = next((o for o in overrides if "[" in o and "_split=" in o), None)
-        if sliced:  # Hydra reads [...] as a list: a split slice has to be quoted inside the override
-            key, _, value = sliced.partition("=")
-            raise ConfigError(f"quote split slices for Hydra: '{key}=\"{value}\"' (the shell removes outer quotes)") from None
-        raise ConfigError(f"cannot parse the overrides: {str(e).splitlines()[0]}") from None
-    if not multirun:
-        sweeps = [o.input_line for o in parsed if o.is_sweep_override()]
-        if sweeps:
-            raise ConfigError(f"{sweeps[0]} is a sweep: add -m (dd-run -m {' '.join(argv)})")
+        raise parse_error(overrides, e) from None
+    if not cmd.multirun:
+        sweep = next((o.input_line for o in parsed if o.is_sweep_override()), None)
+        if sweep:
+            raise sweep_error(sweep, argv)
         return [overrides]
     try:
         batches = BasicSweeper.split_arguments(parsed, None)
@@ -78,35 +56,50 @@ def job_overrides(argv: List[str]) -> Optional[List[List[str]]]:
     return [list(job) for job in unique]
 
 
-def preflight(argv: List[str]) -> None:
-    """Raise ConfigError (one line) if any job of this command line has an invalid config."""
-    from hydra import compose, initialize_config_module
+def job_overrides(argv: List[str]) -> Optional[List[List[str]]]:
+    """The override lists of the jobs `argv` would start, or None when Hydra should decide alone."""
+    cmd = parse(argv)
+    return None if cmd is None or not cmd.composes else _jobs(cmd, argv)
+
+
+def preflight(argv: List[str]) -> List:
+    """Raise ConfigError (one line) if any job of this command line has an invalid config; return the
+    composed configs of its jobs (none where the line is left to Hydra)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
 
     from dd_runner.config.plugins import check_plugins
     from dd_runner.config.validate import validate
 
     check_plugins(argv)
-    jobs = job_overrides(argv)
-    if jobs is None:
-        return
-    with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
-        base = compose("config")
+    cmd = parse(argv)
+    if cmd is None or not cmd.composes:
+        return []
+    jobs = _jobs(cmd, argv)
+    configs = []
+    with composer(cmd) as compose:
+        try:
+            base = compose()
+        except Exception as e:  # e.g. a user's config dir that breaks the defaults list
+            raise ConfigError(explain(e, None)) from None
         for overrides in jobs:
+            check_deletions(OverridesParser.create().parse_overrides(overrides), base)
             try:
-                cfg = compose("config", overrides=overrides)
+                cfg = compose(overrides)
             except Exception as e:
                 raise ConfigError(explain(e, base)) from None
             validate(cfg)
+            configs.append(cfg)
+    return configs
 
 
 def hydra_dir(argv: List[str], multirun: bool) -> str:
     """The run (or sweep) directory Hydra would create for this command line, `${now:...}` resolved."""
-    from hydra import compose, initialize_config_module
-
-    jobs = job_overrides(argv) or [[]]
-    own = [a for a in argv if a.startswith("hydra.")]  # e.g. hydra.run.dir=out/${seed}
-    with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
-        cfg = compose("config", overrides=[*jobs[0], *own], return_hydra_config=True)
+    cmd = parse(argv)
+    jobs = (job_overrides(argv) or [[]]) if cmd is not None else [[]]
+    own = [o for o in (cmd.overrides if cmd else argv)  # e.g. hydra.run.dir=out/${seed}
+           if o.startswith("hydra.") and not o.startswith(f"{SEARCHPATH}=")]
+    with composer(cmd) as compose:
+        cfg = compose([*jobs[0], *own], return_hydra_config=True)
     return str(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir)
 
 
@@ -127,7 +120,7 @@ def shared_hydra_dirs(argv: List[str]) -> List[str]:
         extra.append(f"{key}={quote(box[0])}")
     if not distributed.is_main():
         extra += [o for o in ("hydra.output_subdir=null", "hydra/job_logging=dd_runner_worker") if o not in argv]
-    return [*argv, *extra]
+    return with_overrides(argv, extra)
 
 
 def quote(value: str) -> str:

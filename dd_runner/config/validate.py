@@ -42,8 +42,10 @@ SEPARATE = ("device", "model.norm")  # cuda:N; a norm only where the model has o
 
 
 def validate(cfg) -> None:
+    from dd_runner.config.keys import check_schema_keys
     from dd_runner.eval.baselines import BASELINE_NAMES
 
+    check_schema_keys(cfg)  # '+distill.stepz=3' is force-added by Hydra: refused here like a typo
     check_choices(cfg)
     if cfg.device not in ("auto", "cpu") and not str(cfg.device).startswith("cuda"):
         raise unknown("device", cfg.device, ("auto", "cpu", "cuda"))
