@@ -42,10 +42,18 @@ class _SGDStep(torch.autograd.Function):
         d_grads = (tuple(torch._foreach_mul(d_new, lr.neg())) if any(ctx.needs_input_grad[2 + ctx.n:])
                    else (None,) * ctx.n)
         d_lr = None
-        if ctx.needs_input_grad[0]:  # d/d lr = -sum_i <d_new_i, g_i> (one reduction per tensor: no foreach sum)
-            products = torch._foreach_mul(d_new, grads)
-            d_lr = torch.stack([p.sum() for p in products]).sum().neg().to(lr.dtype).reshape(lr.shape)
+        if ctx.needs_input_grad[0]:
+            d_lr = signed_total(torch._foreach_mul(d_new, grads)).neg().to(lr.dtype).reshape(lr.shape)
         return (d_lr, None, *d_params, *d_grads)
+
+
+def signed_total(tensors) -> torch.Tensor:
+    """The sum of every element of every tensor, in a constant number of operations. There is no multi-tensor
+    sum, only a multi-tensor norm: sum(x) = |max(x, 0)|_1 - |max(-x, 0)|_1, each part a `_foreach_norm`
+    (one sum per tensor would be 103 operations per DistilBERT step; the rounding is a plain sum's)."""
+    positive = torch._foreach_clamp_min(tensors, 0.0)
+    negative = torch._foreach_sub(positive, tensors)  # max(x, 0) - x = max(-x, 0)
+    return (torch.stack(torch._foreach_norm(positive, 1)) - torch.stack(torch._foreach_norm(negative, 1))).sum()
 
 
 def sgd_apply(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor], lr: torch.Tensor) -> Params:
