@@ -81,6 +81,16 @@ def test_an_eval_models_column(tmp_path):
     assert type(net).__name__ == "MLP"
     assert_reproduced(per_network(d, 1, arch="mlp"), metrics, "test/mlp")
     assert_reproduced(per_network(d, 1), metrics)  # and the distillation architecture's own column
+    # scripts/reuse_check.py says so for any run directory, column by column
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    check = subprocess.run([sys.executable, "scripts/reuse_check.py", str(tmp_path)], cwd=REPO, capture_output=True,
+                           text=True, timeout=600)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.count(": equal") == 2 and "mlp: lr " in check.stdout
 
 
 def test_teacher_labels(tmp_path):
