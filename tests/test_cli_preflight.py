@@ -182,3 +182,11 @@ def test_an_unquoted_equals_sign_says_how_to_quote(capsys, tmp_path, monkeypatch
     assert list(tmp_path.iterdir()) == []
     [cfg] = preflight(['output_dir="a=b"'])
     assert cfg.output_dir == "a=b"
+
+
+def test_a_primary_config_of_the_user_folder_chosen_with_cn(myconf):
+    (myconf / "my_experiment.yaml").write_text("defaults:\n  - config\n  - _self_\n  - override dataset: my_mnist\nseed: 7\n")
+    [cfg] = preflight(["-cd", str(myconf), "-cn", "my_experiment", "--cfg", "job"])
+    assert (cfg.seed, cfg.dataset.name) == (7, "my_mnist")
+    with pytest.raises(ConfigError, match="distill.stepz"):
+        preflight(["-cd", str(myconf), "-cn", "my_experiment", "distill.stepz=1"])

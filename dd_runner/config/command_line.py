@@ -3,8 +3,8 @@ so `-cd DIR`, `--config-dir=DIR`, `-c job` mean here what they mean there) and t
 
 The search path of a run is the package's conf/ (pkg://dd_runner.conf), then `--config-dir DIR`, then
 the entries of `hydra.searchpath=[...]`, in that order: the order Hydra builds (the config dir is added
-before the schemas, hydra.searchpath entries after it), so the pre-flight check and `--help` see the same
-options as the run.
+before the schemas, hydra.searchpath entries after it); the pre-flight check (dd_runner.config.preflight)
+composes on the same path, and `--help` lists the options found there.
 """
 
 from __future__ import annotations
@@ -56,19 +56,27 @@ class CommandLine:
     def config_name(self) -> str:
         return self.args.config_name or "config"
 
+    def config_dir(self) -> Optional[str]:
+        """--config-dir DIR as a search path entry (checked: Hydra's own error is a traceback)."""
+        if self.args.config_dir is None:
+            return None
+        folder = Path(self.args.config_dir).expanduser().absolute()
+        if not folder.is_dir():
+            raise ConfigError(f"--config-dir {self.args.config_dir}: no such directory (it holds your "
+                              "<group>/<option>.yaml files)")
+        return f"file://{folder}"
+
+    def searchpath_override(self) -> Optional[str]:
+        """The hydra.searchpath=[...] override, its entries checked."""
+        override = next((o for o in self.overrides if o.split("=", 1)[0] == SEARCHPATH), None)
+        if override is not None:
+            _searchpath_entries(override)
+        return override
+
     def search_path(self) -> List[str]:
-        """The entries added to the package's conf/: --config-dir, then hydra.searchpath (checked)."""
-        entries = []
-        if self.args.config_dir is not None:
-            folder = Path(self.args.config_dir).expanduser().absolute()
-            if not folder.is_dir():
-                raise ConfigError(f"--config-dir {self.args.config_dir}: no such directory (it holds your "
-                                  "<group>/<option>.yaml files)")
-            entries.append(f"file://{folder}")
-        for override in self.overrides:
-            if override.split("=", 1)[0] == SEARCHPATH:
-                entries += _searchpath_entries(override)
-        return entries
+        """The folders added to the package's conf/, in Hydra's order: --config-dir, then hydra.searchpath."""
+        override = self.searchpath_override()
+        return [*filter(None, [self.config_dir()]), *(_searchpath_entries(override) if override else [])]
 
     def job_overrides(self) -> List[str]:
         """The overrides of the job config: Hydra's own (hydra.*, hydra/launcher=...) set no job key."""

@@ -24,14 +24,30 @@ CONFIG_MODULE = "dd_runner.conf"
 
 @contextmanager
 def composer(cmd: Optional[CommandLine] = None):
-    """A function composing a job config (overrides -> config) on this command line's search path."""
-    from hydra import compose, initialize_config_module
+    """A function composing a job config (overrides -> config) on the search path Hydra builds for this
+    command line: hydra.main's own steps (hydra._internal.utils.run_hydra, hydra-core 1.3) for the package's
+    conf/ and --config-dir, the user's hydra.searchpath override as given (compose applies it as a run does),
+    and the primary config of -cn."""
+    from hydra import compose, version
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.config_search_path import SearchPathQuery
+    from hydra.initialize import get_gh_backup, restore_gh_from_backup
 
-    entries = cmd.search_path() if cmd is not None else []
-    extra = [f"{SEARCHPATH}=[{','.join(quote(e) for e in entries)}]"] if entries else []
+    search_path = create_config_search_path(f"pkg://{CONFIG_MODULE}")
+    config_dir = cmd.config_dir() if cmd is not None else None
+    if config_dir is not None:
+        search_path.prepend(provider="command-line", path=config_dir, anchor=SearchPathQuery(provider="schema"))
+    searchpath = cmd.searchpath_override() if cmd is not None else None
+    extra = [searchpath] if searchpath else []
     name = cmd.config_name if cmd is not None else "config"
-    with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
+    backup = get_gh_backup()
+    version.setbase("1.3")
+    try:
+        Hydra.create_main_hydra2(task_name="dd-run", config_search_path=search_path)
         yield lambda overrides=(), **kw: compose(name, overrides=[*extra, *overrides], **kw)
+    finally:
+        restore_gh_from_backup(backup)
 
 
 def _jobs(cmd: CommandLine, argv: List[str]) -> List[List[str]]:
