@@ -16,6 +16,7 @@ from dd_runner.config.model_options import model_config
 from dd_runner.config.validate import validate
 from dd_runner.config.validate_numbers import check_against_data
 from dd_runner.context import RunContext
+from dd_runner.core.allocator import configure as configure_allocator
 from dd_runner.core.device import Precision, configure_backends, resolve_device
 from dd_runner.core.errors import RunError
 from dd_runner.core.files import save_tensors, write_json
@@ -69,6 +70,7 @@ def run(cfg, output_dir: Optional[str] = None, resume_overrides: Sequence[str] =
         raise RunError(f"cannot create the output directory {out}: {e.strerror}; choose another output_dir") from None
     seed_everything(cfg.seed)
     configure_backends(cfg.deterministic)
+    log.info("host allocator: %s", configure_allocator(cfg.get("allocator", "auto")))  # before data and model exist
     resolve_device(cfg.device)  # fail on device=cuda without CUDA before anything else starts
     tracker = make_tracker(cfg, out, group, name or f"{cfg.dataset.name}-{cfg.model.name}-s{cfg.seed}",
                            run_id=wandb_id(prior))

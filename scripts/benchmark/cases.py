@@ -97,8 +97,11 @@ def engine_case(case: dict) -> dict:
     result = {"seconds": min(times[1:]), "cpu_seconds": timed[0], "cpu_median": timed[len(timed) // 2],
               "times": times, "cpu_times": cpu_times, "faults": faults, "faults_per_step": faulted[len(faulted) // 2],
               "peak_mb": memory.peak_mb(), "loss": meta.loss, "device_name": device_name(device)}
-    if case.get("ops"):  # one more step, untimed, under the operation counter (benchmark/ops.py)
+    if case.get("ops"):  # two more steps, untimed, under the operation counter and the profiler (benchmark/ops.py)
+        from benchmark.ops import ops_by_node
+
         result.update(count_ops(lambda: outer_step(case["repeats"] + 1)))
+        result["op_nodes"] = ops_by_node(lambda: outer_step(case["repeats"] + 2))
     if case.get("flops"):  # one more step, untimed, under the FLOP counter: matmuls and convolutions of the
         from torch.utils.flop_counter import FlopCounterMode  # forward, backward and double backward
 

@@ -49,3 +49,25 @@ def count_ops(step, top: int = 12) -> Dict[str, object]:
     with OpCounter() as counter:
         step()
     return {"ops": counter.total, "op_table": [list(row) for row in counter.table(top)]}
+
+
+FORWARD = "forward passes (and what autograd.grad sets up)"
+
+
+def ops_by_node(step, top: int = 10) -> List[Tuple[str, int]]:
+    """Run `step()` once under torch.profiler and attribute its top-level ATen operations to the autograd node
+    whose backward ran them (NativeLayerNormBackwardBackward0: layer norm's double backward, ...), or to
+    the forward passes: what a step's operations are spent on, beyond which operators they are."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    nodes: collections.Counter = collections.Counter()
+    for event in prof.events():
+        parent = event.cpu_parent
+        if not event.name.startswith("aten::") or (parent is not None and parent.name.startswith("aten::")):
+            continue  # not an operation, or one run inside another (a multi-tensor operation's loop on a CPU)
+        while parent is not None and not parent.name.startswith("autograd::engine::evaluate_function"):
+            parent = parent.cpu_parent
+        nodes[parent.name.split(": ", 1)[1] if parent is not None else FORWARD] += 1
+    return [list(row) for row in nodes.most_common(top)]

@@ -98,3 +98,9 @@ def print_table(results: list, title: str) -> None:
                       fmt(r.get("peak_mb"), ".1f"), fmt(r.get("memory_ratio"), ".2f"), fmt(r.get("ops"), ","),
                       fmt(r.get("faults_per_step"), ",.0f"), note)
     Console(width=200).print(table)
+    for r in results:  # where the operations of a step go: operators, and the autograd nodes that ran them
+        if r.get("op_table"):
+            operators = ", ".join(f"{name} {count:,}" for name, count in r["op_table"][:8])
+            nodes = ", ".join(f"{name} {count:,}" for name, count in r.get("op_nodes", [])[:6])
+            print(f"{r['model']} {' '.join(describe(r)[2:])}: {r['ops']:,} ops; operators: {operators}"
+                  + (f"; by autograd node: {nodes}" if nodes else ""))
