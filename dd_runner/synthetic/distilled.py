@@ -131,13 +131,15 @@ class DistilledSet:
         return replay.fixed_lr(self.protocol, self.lrs, self._arch(arch))
 
     def schedule(self, device: Union[str, torch.device] = "cpu", arch: Optional[str] = None):
-        """The run's evaluation schedule (eval/protocol.py `Schedule`: iterate it for the steps; `.momentum`,
-        `.weight_decay`), built by the code the run used: the learned lrs in the distilled order, or
-        minibatch SGD with the tuned lr, /10 halfway, the run's minibatch order and, with eval.augment=dsa,
-        the same augmentation draws; teacher probabilities and attention labels as the run trained with."""
+        """(steps, momentum, weight decay) of the run's evaluation, built by the code the run used: the
+        learned lrs in the distilled order, or minibatch SGD with the tuned lr, /10 halfway, the run's
+        minibatch order and, with eval.augment=dsa, the same augmentation draws; teacher probabilities and
+        attention labels as the run trained with. `steps` is eval/protocol.py's Schedule: iterate it afresh
+        for every network."""
         extras = {k: v.to(device) for k, v in self._step_extras().items()}
-        return replay.build_schedule(self.protocol, self.config, self.data.to(device), self.targets.to(device),
-                                     self.lrs.to(device), self.epochs, extras, self._arch(arch))
+        steps = replay.build_schedule(self.protocol, self.config, self.data.to(device), self.targets.to(device),
+                                      self.lrs.to(device), self.epochs, extras, self._arch(arch))
+        return steps, steps.momentum, steps.weight_decay
 
     def train(self, model: nn.Module, forward: Optional[Callable] = None, arch: Optional[str] = None) -> nn.Module:
         """Train `model` in place by the run's evaluation protocol (`schedule()`), with the code the run
@@ -148,9 +150,9 @@ class DistilledSet:
         if forward is not None:
             return self._train_plain(model, forward)
         learner = reuse.learner_for(model, self.metadata)
-        schedule = self.schedule(learner.device, arch or getattr(model, reuse.ARCH_ATTRIBUTE, None))
+        steps, momentum, weight_decay = self.schedule(learner.device, arch or getattr(model, reuse.ARCH_ATTRIBUTE, None))
         params = learner.params_from_state(dict(model.named_parameters()))
-        trained = learner.train_on_steps(params, schedule, schedule.momentum, schedule.weight_decay)
+        trained = learner.train_on_steps(params, steps, momentum, weight_decay)
         return reuse.load_into(model, learner.as_dict(trained))
 
     def _arch(self, arch: Optional[str]) -> Optional[str]:
