@@ -68,7 +68,10 @@ class ModelConfig:
 
     name: str = option(MISSING, "What the model is called in artefacts, tables and on W&B.")
     arch: str = option(MISSING, "The registered builder: lenet, convnet, mlp, alexnet, vgg11, resnet18 "
-                       "(images); hf_classifier, hf_causal_lm (transformers).", choices="dd_runner.models:ARCHS")
+                       "(images); hf_classifier, hf_causal_lm (transformers); or your own builder as an import "
+                       "path 'package.module:function' (the builders' signature, see dd_runner/models/__init__.py), "
+                       "imported from an installed package, PYTHONPATH or the working directory.",
+                       choices="dd_runner.models:ARCHS")
     modality: str = option("image", "image or text: which datasets the model can read.", choices=("image", "text"))
     weight_init: str = option("xavier", "p(theta), the distribution networks are drawn from: xavier (normal "
                               "weights, zero biases: Wang et al.'s LeNet), kaiming, default (PyTorch's own "
@@ -78,9 +81,11 @@ class ModelConfig:
     width: int = option(128, "convnet: channels of every convolution; mlp: units of each hidden layer.",
                         bound=POSITIVE)
     depth: int = option(3, "convnet: number of [conv, norm, ReLU, pool] blocks.", bound=POSITIVE)
-    norm: Optional[str] = option(None, "alexnet, vgg11, resnet18: the normalisation after each convolution: "
-                                 "instance, batch (the papers' *BN variants) or none; their YAML sets the "
-                                 "papers' choice. Other models refuse it.", choices=("instance", "batch", "none"))
+    norm: Optional[str] = option(None, "convnet, alexnet, vgg11, resnet18: the normalisation after each "
+                                 "convolution: instance, batch (the papers' *BN variants) or none (null: "
+                                 "convnet, vgg11 and resnet18 use instance, alexnet none, as the papers). "
+                                 "Other models refuse it; a builder given by import path reads it as it likes.",
+                                 choices=("instance", "batch", "none"))
     name_or_path: Optional[str] = option(None, "Transformers: a hub id or a local directory of a pretrained "
                                          "model.")
     tokenizer: Optional[str] = option(None, "Transformers: a hub id or a local directory of the tokenizer "

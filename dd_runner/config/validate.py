@@ -35,7 +35,24 @@ def check_choices(cfg) -> None:
         if value is None:
             continue
         for entry in (list(value) if OmegaConf.is_list(value) else [value]):
+            if _import_path(setting, entry):
+                continue
             _one_of(f"{setting.key} entry" if OmegaConf.is_list(value) else setting.key, entry, allowed(setting.choices))
+
+
+def _import_path(setting, entry) -> bool:
+    """A registry that takes import paths for this key (model.arch: 'package.module:function', a user's own
+    builder): the path is imported here, so one that fails or is not callable is one line before any run."""
+    if ":" not in str(entry) or not isinstance(setting.choices, str):
+        return False
+    import importlib
+
+    module, _, attr = setting.choices.partition(":")
+    registry = getattr(importlib.import_module(module), attr)
+    if getattr(registry, "import_setting", None) != setting.key:
+        return False
+    registry.get(str(entry))
+    return True
 
 
 SEPARATE = ("device", "model.norm")  # cuda:N; a norm only where the model has one
@@ -93,7 +110,7 @@ def _check_method(cfg) -> None:
                               "`dd-run mode=experts` (same dataset and model), then pass <its run dir>/experts")
 
 
-NORMED_ARCHS = ("alexnet", "vgg11", "resnet18")
+NORMED_ARCHS = ("convnet", "alexnet", "vgg11", "resnet18")
 
 
 def _check_norm(cfg) -> None:
@@ -101,7 +118,7 @@ def _check_norm(cfg) -> None:
     norm = cfg.model.norm
     if norm is None:
         return
-    if cfg.model.arch not in NORMED_ARCHS:
+    if cfg.model.arch not in NORMED_ARCHS and ":" not in cfg.model.arch:  # a user's builder reads it as it likes
         raise ConfigError(f"model.norm={norm} has no effect on model={cfg.model.name}: it chooses the normalisation "
                           f"of {', '.join(NORMED_ARCHS)}")
     _one_of("model.norm", norm, ("instance", "batch", "none"))

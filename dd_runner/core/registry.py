@@ -8,14 +8,41 @@ is imported on first use, so `dd-run` imports transformers only when a text mode
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, Dict, Iterator
+import os
+import sys
+from typing import Any, Callable, Dict, Iterator, Optional
 
-from dd_runner.core.errors import unknown
+from dd_runner.core.errors import ConfigError, unknown
+
+
+def import_path(path: str, setting: str) -> Callable:
+    """A user's own implementation named "package.module:function", imported now: from an installed package,
+    PYTHONPATH, or the working directory (searched last, as `python -m` would, so it never shadows an
+    installed module). Anything that fails is one ConfigError line naming `setting`."""
+    module, _, attr = str(path).partition(":")
+    if not module or not attr:
+        raise ConfigError(f"{setting}='{path}' is neither a registered name nor an import path 'package.module:function'")
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
+    try:
+        target = getattr(importlib.import_module(module), attr)
+    except AttributeError:
+        raise ConfigError(f"{setting}='{path}': the module {module} has no '{attr}'") from None
+    except Exception as e:  # ModuleNotFoundError, or the user's module failing as it imports
+        reason = (str(e).strip().splitlines() or [""])[0][:160]
+        raise ConfigError(f"{setting}='{path}' cannot be imported ({type(e).__name__}: {reason}): run dd-run from "
+                          f"the folder holding {module.split('.')[0]}, or add that folder to PYTHONPATH") from None
+    if not callable(target):
+        raise ConfigError(f"{setting}='{path}' is a {type(target).__name__}, not a function")
+    return target
 
 
 class Registry:
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, import_setting: Optional[str] = None):
+        """`import_setting`: the config key whose value may also be an import path "package.module:function"
+        (a user's own implementation, loaded on first use) besides the registered names."""
         self.kind = kind
+        self.import_setting = import_setting
         self._entries: Dict[str, Any] = {}
 
     def add(self, name: str, target: Any) -> None:
@@ -35,6 +62,8 @@ class Registry:
 
     def get(self, name: str) -> Any:
         if name not in self._entries:
+            if self.import_setting and ":" in str(name):
+                return import_path(name, self.import_setting)
             raise unknown(self.kind, name, self._entries)
         target = self._entries[name]
         if isinstance(target, str):

@@ -1,7 +1,9 @@
-"""AlexNet as DC / DSA / DM / MTT size it for 28x28 and 32x32 images: five convolutions (128-192-256-192-192
-channels, 5x5 then 3x3) with ReLU, three 2x2 max-poolings, a linear classifier on the 4x4 map. 28x28 inputs
-get 2 more pixels of padding in the first convolution, so both sizes reach the same map. The papers' AlexNet
-has no normalisation (model.norm=none); instance or batch norm after each convolution are options."""
+"""AlexNet as DC / DSA / DM / MTT size it: five convolutions (128-192-256-192-192 channels, 5x5 then 3x3)
+with ReLU, three 2x2 max-poolings, a linear classifier on the final map. As in DC's code, the first
+convolution pads by 4 for 1-channel images and by 2 for colour ones, so 1x28x28 and 3x32x32 both reach a
+4x4 map (3,072 features); the classifier is sized from a forward pass, so other sizes build too. The
+papers' AlexNet has no normalisation (model.norm=none); instance or batch norm after each convolution are
+options."""
 
 from __future__ import annotations
 
@@ -12,9 +14,9 @@ from dd_runner.models.zoo.common import FeaturesThenLinear, build_image_learner,
 
 class AlexNet(FeaturesThenLinear):
     def __init__(self, example_shape, num_classes: int, norm: str = "none"):
-        channels, height = example_shape[0], example_shape[1]
+        channels = example_shape[0]
         layers, previous = [], channels
-        plan = [(128, 5, 4 if height == 28 else 2, True), (192, 5, 2, True), (256, 3, 1, False),
+        plan = [(128, 5, 4 if channels == 1 else 2, True), (192, 5, 2, True), (256, 3, 1, False),
                 (192, 3, 1, False), (192, 3, 1, True)]  # (channels, kernel, padding, pool after)
         for width, kernel, padding, pool in plan:
             layers += [nn.Conv2d(previous, width, kernel, padding=padding), norm_layer(norm, width), nn.ReLU()]

@@ -35,11 +35,16 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
 
 
 def feature_size(features: nn.Module, example_shape: Sequence[int]) -> int:
-    """Flattened size of `features` on one example (sizes the classifier for 28x28 and 32x32 inputs alike)."""
+    """Flattened size of `features` on one example: the classifier fits any image size the layers accept."""
     was_training = features.training
     features.eval()
-    with torch.no_grad():
-        size = features(torch.zeros(1, *example_shape)).flatten(1).shape[1]
+    try:
+        with torch.no_grad():
+            size = features(torch.zeros(1, *example_shape)).flatten(1).shape[1]
+    except (RuntimeError, ValueError):  # a pooling or kernel larger than what is left of the image, or a
+        # norm over a 1x1 map (instance norm of a single value: VGG-11 on 3x28x28)
+        raise ConfigError(f"images of shape {tuple(example_shape)} are too small for this network's convolutions and "
+                          "poolings: use larger images (dataset.image_shape) or another model") from None
     features.train(was_training)
     return size
 

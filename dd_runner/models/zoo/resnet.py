@@ -2,7 +2,8 @@
 pooling), four stages of two basic blocks (64, 128, 256, 512 channels; stride 2 from the second stage on,
 1x1 projection shortcuts where the shape changes), bias-free convolutions each followed by instance norm
 (the papers' ResNet18) or batch norm (their ResNet18BN, `model.norm=batch`), 4x4 average pooling and a
-linear classifier. 28x28 and 32x32 inputs both end on 512 features."""
+linear classifier. 1x28x28 and 3x32x32 inputs both end on 512 features, as in DC's code; the classifier is
+sized from a forward pass, so larger images build too (3x64x64: 2x2 x 512 features)."""
 
 from __future__ import annotations
 

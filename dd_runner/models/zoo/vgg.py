@@ -1,7 +1,8 @@
-"""VGG-11 as DC / DSA / DM / MTT use it on 28x28 and 32x32 images: eight 3x3 convolutions (64, M, 128, M,
-256, 256, M, 512, 512, M, 512, 512, M), each followed by instance norm (the papers' default; model.norm=batch
-is their VGG11BN) and ReLU, then a linear classifier on the 512 features. 28x28 inputs get 2 more pixels of
-padding in the first convolution, so five poolings end on a 1x1 map."""
+"""VGG-11 as DC / DSA / DM / MTT use it: eight 3x3 convolutions (64, M, 128, M, 256, 256, M, 512, 512, M,
+512, 512, M), each followed by instance norm (the papers' default; model.norm=batch is their VGG11BN) and
+ReLU, then a linear classifier. As in DC's code the first convolution pads by 3 for 1-channel images (by 1
+otherwise), so 1x28x28 and 3x32x32 both end on a 1x1 map of 512 features; the classifier is sized from a
+forward pass, so other sizes build too."""
 
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ VGG11 = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
 
 class VGG(FeaturesThenLinear):
     def __init__(self, example_shape, num_classes: int, norm: str = "instance", plan=VGG11):
-        previous, height, layers = example_shape[0], example_shape[1], []
+        channels, layers = example_shape[0], []
+        previous = channels
         for i, width in enumerate(plan):
             if width == "M":
                 layers.append(nn.MaxPool2d(2))
                 continue
-            padding = 3 if i == 0 and height == 28 else 1
+            padding = 3 if i == 0 and channels == 1 else 1
             layers += [nn.Conv2d(previous, width, 3, padding=padding), norm_layer(norm, width), nn.ReLU()]
             previous = width
         super().__init__(nn.Sequential(*layers), example_shape, num_classes)
