@@ -95,3 +95,50 @@ def test_torchvision_layout_is_found(tmp_path):
     cfg = compose_cfg([f"dataset.root={tmp_path}", "dataset.train_split=\"test[:100]\"",
                        "dataset.val_split=\"test[100:200]\"", "dataset.test_split=\"test[200:300]\""])
     assert len(load_data(cfg.dataset).test) == 100
+
+
+# --- bad idx files: one line, exit 2, naming the file (issue #28) ---------------------------------------------
+def _idx_copy(tmp_path, images=None, labels=None):
+    """The offline MNIST test files, plain, under tmp_path; `images` / `labels` replace their bytes."""
+    for name, raw in (("t10k-images-idx3-ubyte", images), ("t10k-labels-idx1-ubyte", labels)):
+        (tmp_path / name).write_bytes(raw if raw is not None else gzip.open(shared_data("mnist", f"{name}.gz")).read())
+    return compose_cfg([f"dataset.root={tmp_path}", "dataset.download=false", "dataset.train_split=\"test[:100]\"",
+                        "dataset.val_split=\"test[100:200]\"", "dataset.test_split=\"test[200:300]\""])
+
+
+def _one_line(excinfo) -> str:
+    message = str(excinfo.value)
+    assert "\n" not in message and excinfo.value.exit_code == 2
+    return message
+
+
+def test_malformed_idx_header_is_named(tmp_path):
+    header = b"\x00\x00\x08\x07" + b"\x00" * 8  # 7 dimensions declared, 2 given
+    with pytest.raises(DataError) as e:
+        load_data(_idx_copy(tmp_path, images=header).dataset)
+    assert "malformed idx header" in _one_line(e) and "t10k-images-idx3-ubyte" in str(e.value)
+
+
+def test_swapped_images_and_labels_files_are_named(tmp_path):
+    images = gzip.open(shared_data("mnist", "t10k-images-idx3-ubyte.gz")).read()
+    labels = gzip.open(shared_data("mnist", "t10k-labels-idx1-ubyte.gz")).read()
+    with pytest.raises(DataError) as e:
+        load_data(_idx_copy(tmp_path, images=labels, labels=images).dataset)
+    assert "swapped" in _one_line(e) and "t10k-labels-idx1-ubyte" in str(e.value)
+
+
+def test_idx_labels_beyond_num_classes_are_refused_before_distilling(tmp_path):
+    labels = bytearray(gzip.open(shared_data("mnist", "t10k-labels-idx1-ubyte.gz")).read())
+    labels[8 + 150] = 12  # one label of the validation rows (header: 8 bytes) beyond the 10 classes
+    with pytest.raises(DataError) as e:
+        load_data(_idx_copy(tmp_path, labels=bytes(labels)).dataset)
+    message = _one_line(e)
+    assert "t10k-labels-idx1-ubyte" in message and "label 12" in message and "dataset.num_classes=13" in message
+
+
+def test_num_classes_below_the_labels_is_refused(tmp_path):
+    cfg = _idx_copy(tmp_path)
+    cfg.dataset.num_classes, cfg.dataset.class_names = 5, []
+    with pytest.raises(DataError) as e:
+        load_data(cfg.dataset)
+    assert "dataset.num_classes=5" in _one_line(e) and "label 9" in str(e.value)

@@ -17,20 +17,33 @@ class DatasetConfig:
 
     name: str = option(MISSING, "What the run is called in artefacts and on W&B.")
     loader: str = option(MISSING, "How the files are read: idx_images (MNIST-style idx files, local or a "
-                         "torchvision download) or hf_text (a Hugging Face dataset or local CSV / JSON files).",
-                         choices="dd_runner.data:LOADERS")
+                         "torchvision download), hf_images (any image-classification dataset Hugging Face "
+                         "datasets opens: a hub id, local parquet / arrow files, a save_to_disk folder, or an "
+                         "image folder with one sub-directory per class), torchvision (any torchvision.datasets "
+                         "class, downloaded into dataset.root) or hf_text (a Hugging Face dataset or local CSV / "
+                         "JSON files).", choices="dd_runner.data:LOADERS")
     task: str = option("classification", "What a network learns from the data: classification (labels) or "
                        "language_modeling (next tokens, no labels).", choices=("classification", "language_modeling"))
     modality: str = option("image", "image or text: decides the synthetic space (pixels, or a model's input "
                            "embeddings), the models that can read it and the artefact view.", choices=("image", "text"))
     hub_name: Optional[str] = option(None, "The hub id used when no local files are given: a torchvision dataset "
-                                     "class for idx_images (MNIST), a Hugging Face dataset for hf_text (ag_news).")
-    root: Optional[str] = option(None, "Local folder of the files (images: idx files, flat or in torchvision's "
-                                 "<root>/<hub_name>/raw layout; default ~/.cache/dd_runner/<name>).")
+                                     "class for idx_images and torchvision (MNIST, CIFAR10, SVHN), a Hugging Face "
+                                     "dataset for hf_text and hf_images (ag_news, uoft-cs/cifar10).")
+    hub_config: Optional[str] = option(None, "The dataset's variant where it has several: the Hugging Face config "
+                                       "name for hf_images / hf_text (ufldl-stanford/svhn: cropped_digits), or "
+                                       "torchvision's split argument of EMNIST (balanced, byclass, letters, ...). "
+                                       "Train / test parts are chosen by the dataset.*_split settings, not here.")
+    root: Optional[str] = option(None, "Local folder of the files: idx files, flat or in torchvision's "
+                                 "<root>/<hub_name>/raw layout (idx_images); torchvision's download folder "
+                                 "(torchvision; default ~/.cache/dd_runner/<name>); or, for hf_images, a folder of "
+                                 "parquet / arrow files, a save_to_disk folder, or an image folder (one "
+                                 "sub-directory of images per class, optionally under train/ and test/).")
     download: bool = option(True, "Images: fetch missing files into dataset.root through torchvision. The "
                             "*_offline datasets set false: a missing file is then an error, never a download.")
-    data_files: Optional[Any] = option(None, "Local text files instead of the hub: a path, a list, or a map "
-                                       "{split: path} (CSV, JSON or JSON lines).")
+    data_files: Optional[Any] = option(None, "Local files instead of the hub: a path, a list (the 'train' "
+                                       "split), or a map {split: path or list}; CSV, JSON or JSON lines for "
+                                       "hf_text, parquet or arrow files (or image files, glob patterns allowed) "
+                                       "for hf_images.")
     split_seed: Optional[int] = option(None, "Shuffle each source split with this seed before the split specs "
                                        "slice it (null: keep the file order).", bound=SEED)
     train_split: str = option("train[:90%]", "The rows distilled from, in Hugging Face slice syntax "
@@ -43,12 +56,26 @@ class DatasetConfig:
     num_classes: Optional[int] = option(None, "Number of classes (null: one more than the largest label read). "
                                         "A label outside [0, num_classes) is refused.", bound=POSITIVE)
     class_names: List[str] = option([], "Names of the classes, in label order (empty: the label numbers).")
-    image_shape: List[int] = option([], "Images: channels, height, width of one example; the files must "
-                                    "match it (empty: whatever they hold).", bound=POSITIVE)
+    image_shape: List[int] = option([], "Images: [channels, height, width] of one example. hf_images and "
+                                    "torchvision convert every image to it: 1 channel is PIL mode L, 3 is RGB, "
+                                    "and other sizes are resized with PIL's bilinear filter (no cropping, so "
+                                    "the aspect ratio follows the target). idx_images cannot resize: its files "
+                                    "must match. Empty: the first training image decides (grey modes give 1 "
+                                    "channel, others RGB) and every image must have its size.", bound=POSITIVE)
+    image_column: Optional[str] = option(None, "hf_images: the column holding the images (null: the dataset's "
+                                         "one column of the Image type, e.g. 'img' for CIFAR-10 on the hub).")
     mean: List[float] = option([], "Images: per-channel mean subtracted after scaling pixels to [0, 1] "
-                               "(empty: 0).", bound=ANY)
-    std: List[float] = option([], "Images: per-channel standard deviation divided by after the mean "
-                              "(empty: 1).", bound=POSITIVE)
+                               "(empty: measured on dataset.train_split and recorded in the set's header).",
+                               bound=ANY)
+    std: List[float] = option([], "Images: per-channel standard deviation divided by after the mean (empty: "
+                              "measured on dataset.train_split, population std over all pixels).", bound=POSITIVE)
+    zca: bool = option(False, "Images: ZCA-whiten instead of mean / std, as trajectory matching does on CIFAR: "
+                       "fitted on dataset.train_split only (pixels in [0, 1]), applied to every split, and stored "
+                       "in distilled.safetensors (zca/ tensors), so load_distilled(...).normalise() whitens new "
+                       "images and dd-export undoes it. Costs a (C*H*W)^2 matrix: 3x32x32 is 38 MB.")
+    zca_eps: float = option(0.1, "The ZCA regularisation added to every eigenvalue of the training pixels' "
+                            "covariance before the inverse square root (0.1: MTT's kornia ZCAWhitening(eps=0.1)); "
+                            "a larger value damps the low-variance directions (fine detail and noise) more.", bound=POSITIVE)
     max_length: int = option(64, "Text: tokens per real example (truncated or padded; padding is masked "
                              "out).", bound=POSITIVE)
     text_column: str = option("text", "Text: the column holding the text, or columns joined with a space: "

@@ -10,6 +10,8 @@ from dd_runner.data.bundle import DataBundle, Split  # noqa: F401
 
 LOADERS = Registry("dataset loader")
 LOADERS.add("idx_images", "dd_runner.data.idx_images:load_idx_images")
+LOADERS.add("hf_images", "dd_runner.data.hf_images:load_hf_images")
+LOADERS.add("torchvision", "dd_runner.data.torchvision_images:load_torchvision")
 LOADERS.add("hf_text", "dd_runner.data.text:load_text")
 
 

@@ -55,6 +55,7 @@ class DataBundle:
     num_classes: Optional[int] = None
     class_names: List[str] = field(default_factory=list)
     example_shape: tuple = ()  # shape of one real input (images) or () for text
-    normalisation: Dict[str, Any] = field(default_factory=dict)  # {"mean": [...], "std": [...]}
+    normalisation: Dict[str, Any] = field(default_factory=dict)  # {"mean": [...], "std": [...]} (+ "zca": {...})
+    whitening: Dict[str, torch.Tensor] = field(default_factory=dict)  # dataset.zca: the fit (data/zca.py), else {}
     tokenizer: Any = None  # text datasets: the tokenizer that produced the ids
     source: str = ""  # where the data came from, for the record

@@ -10,25 +10,35 @@ from contextlib import contextmanager
 
 @contextmanager
 def quiet_hub():
-    from transformers.utils import logging as hf_logging
+    import sys
 
+    import datasets
+
+    # transformers: only when already imported (an image dataset never needs it)
+    hf_logging = sys.modules["transformers.utils.logging"] if "transformers.utils.logging" in sys.modules else None
     # datasets logs a parse error at ERROR before raising it; dd-run reports the error itself
     quieted = {"huggingface_hub": logging.ERROR, "datasets": logging.CRITICAL}
     loggers = {name: logging.getLogger(name) for name in quieted}
     levels = {name: lg.level for name, lg in loggers.items()}
-    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    if hf_logging is not None:
+        level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    dataset_bars = not datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()  # "Generating train split", "Downloading data": dd-run logs one line instead
     for name, lg in loggers.items():
         lg.setLevel(quieted[name])
     try:
         yield
     finally:
-        hf_logging.set_verbosity(level)
+        if hf_logging is not None:
+            hf_logging.set_verbosity(level)
+            if bars:
+                hf_logging.enable_progress_bar()
+        if dataset_bars:
+            datasets.enable_progress_bars()
         for name, lg in loggers.items():
             lg.setLevel(levels[name])
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 def minilm_stand_in():

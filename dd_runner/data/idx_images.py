@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from dd_runner.core.errors import DataError, local_path
-from dd_runner.data.bundle import DataBundle, Split
+from dd_runner.data.bundle import DataBundle
+from dd_runner.data.images import RawImages, image_bundle
 from dd_runner.data.splits import ROLES, resolve_roles, source_names, split_permutations
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,9 @@ def read_idx(path: Path) -> np.ndarray:
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPE:
         raise DataError(f"{path} is not an idx file (bad magic number); point dataset.root at the original files")
     ndim = raw[3]
+    if not 1 <= ndim <= 4 or len(raw) < 4 + 4 * ndim:
+        raise DataError(f"{path} has a malformed idx header ({ndim} dimensions in {len(raw)} bytes): "
+                        "re-download it or point dataset.root elsewhere")
     dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
     expected = 4 + 4 * ndim + int(np.prod(dims))
     if len(raw) != expected:
@@ -70,7 +74,8 @@ def _download(root: Path, hub_name: str, source: str, cfg) -> None:
             f"""or carve every split from the files you have (e.g. 'dataset.train_split="test[:8000]"')""") from None
 
 
-def load_source(root: Path, hub_name: str, source: str, cfg) -> Tuple[np.ndarray, np.ndarray]:
+def load_source(root: Path, hub_name: str, source: str, cfg) -> Tuple[np.ndarray, np.ndarray, str]:
+    """(images, labels, the labels file's path) of one source split."""
     if source not in FILE_STEMS:
         raise DataError(f"'{source}' is not a split of {cfg.name}: use train or test in the dataset.*_split settings")
     stem = FILE_STEMS[source]
@@ -86,41 +91,39 @@ def load_source(root: Path, hub_name: str, source: str, cfg) -> Tuple[np.ndarray
         if None in paths:
             raise DataError(f"{names[paths.index(None)]} not found under dataset.root={local_path(root)}")
     images, labels = (read_idx(p) for p in paths)
+    if images.ndim == 1 and labels.ndim in (3, 4):
+        raise DataError(f"{paths[0]} holds labels and {paths[1]} holds images: the two files are swapped "
+                        f"(images belong in {names[0]}[.gz], labels in {names[1]}[.gz])")
+    if images.ndim not in (3, 4):
+        raise DataError(f"{paths[0]} holds {images.ndim}-D data, not images (count x height x width): "
+                        "point dataset.root at the original files")
+    if labels.ndim != 1:
+        raise DataError(f"{paths[1]} holds {labels.ndim}-D data, not labels (one per image): "
+                        "point dataset.root at the original files")
     if images.shape[0] != labels.shape[0]:
         raise DataError(f"{paths[0]} has {images.shape[0]} images but {paths[1]} has {labels.shape[0]} labels")
-    return images, labels
+    return images, labels, str(paths[1])
 
 
 def load_idx_images(cfg, model_cfg=None) -> DataBundle:
     root = Path(cfg.root).expanduser() if cfg.root else DEFAULT_ROOT / cfg.name
     specs = {role: getattr(cfg, f"{role}_split") for role in ROLES}
     sources = sorted(set().union(*(source_names(spec) for spec in specs.values())))
-    arrays: Dict[str, Tuple[np.ndarray, np.ndarray]] = {
-        s: load_source(root, cfg.hub_name or cfg.name.upper(), s, cfg) for s in sources}
+    arrays: Dict[str, Tuple[np.ndarray, np.ndarray]] = {}
+    label_files: Dict[str, str] = {}  # source split -> its labels file, named when a label is out of range
+    for s in sources:
+        *arrays_of_s, label_files[s] = load_source(root, cfg.hub_name or cfg.name.upper(), s, cfg)
+        arrays[s] = tuple(arrays_of_s)
     sizes = {s: len(a[1]) for s, a in arrays.items()}
     rows = resolve_roles(cfg, sizes, split_permutations(sizes, cfg.split_seed))
 
-    mean = torch.tensor(cfg.mean or [0.0]).view(-1, 1, 1)
-    std = torch.tensor(cfg.std or [1.0]).view(-1, 1, 1)
-
-    def build(parts: Dict[str, torch.Tensor]) -> Split:
+    def build(role: str) -> RawImages:
         xs, ys = [], []
-        for source, idx in parts.items():
+        for source, idx in rows[role].items():
             images, labels = arrays[source]
-            x = torch.from_numpy(images[idx.numpy()].astype(np.float32) / 255.0)
+            x = torch.from_numpy(images[idx.numpy()])
             xs.append(x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2))
             ys.append(torch.from_numpy(labels[idx.numpy()].astype(np.int64)))
-        return Split(inputs=(torch.cat(xs) - mean) / std, labels=torch.cat(ys))
+        return RawImages(torch.cat(xs), torch.cat(ys), origin=" / ".join(label_files[s] for s in rows[role]))
 
-    splits = {role: build(rows[role]) for role in ROLES}
-    shape = tuple(splits["train"].inputs.shape[1:])
-    if cfg.image_shape and tuple(cfg.image_shape) != shape:
-        raise DataError(f"images under {root} have shape {shape}, dataset.image_shape says {tuple(cfg.image_shape)}")
-    num_classes = cfg.num_classes or int(max(int(s.labels.max()) for s in splits.values()) + 1)
-    log.info("%s from %s: train %d, val %d, test %d", cfg.name, root,
-             *(len(splits[r]) for r in ROLES))
-    return DataBundle(
-        name=cfg.name, task=cfg.task, modality="image", num_classes=num_classes,
-        class_names=list(cfg.class_names) or [str(c) for c in range(num_classes)],
-        example_shape=shape, normalisation={"mean": list(cfg.mean), "std": list(cfg.std)},
-        source=str(root), **splits)
+    return image_bundle(cfg, {role: build(role) for role in ROLES}, str(root))

@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 
 from dd_runner.core import distributed
 from dd_runner.core.files import atomic_write_bytes, save_tensors
+from dd_runner.data import zca
 from dd_runner.runtime import portable
 from dd_runner.synthetic import header
 
@@ -69,6 +70,7 @@ def save_distilled(path: Path, cfg, data, synth, learner=None, inits=None, extra
         state, network = portable.initial_state(cfg, learner, inits)
         embedded, placement = portable.place_initial_state(Path(path).parent, state)
         tensors.update(embedded)
+        tensors.update(zca.stored(getattr(data, "whitening", {})))  # dataset.zca: normalise() / dd-export need it
         meta.update(network, **placement, **portable.portable_metadata(cfg))
     save_tensors(path, tensors, meta)
 
@@ -117,9 +119,7 @@ def save_image_grid(path: Path, synth, data, cfg=None, metrics: Optional[Dict[st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    mean = torch.tensor(data.normalisation.get("mean") or [0.0]).view(-1, 1, 1)
-    std = torch.tensor(data.normalisation.get("std") or [1.0]).view(-1, 1, 1)
-    images = (synth.data.detach().float().cpu() * std + mean).clamp(0, 1)
+    images = zca.to_pixels(synth.data, data.normalisation, getattr(data, "whitening", {}))
     lrs = synth.lrs().detach().cpu().view(synth.epochs, synth.steps)
     targets = synth.all_targets().detach().cpu()
     fixed_lr = evaluation_lr_text(cfg, metrics or {}) if cfg is not None else ""

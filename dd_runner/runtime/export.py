@@ -42,9 +42,10 @@ def check_run_dir(run_dir: Path) -> None:
 def image_rows(d) -> Dict[str, list]:
     from PIL import Image
 
-    mean = torch.tensor(d.normalisation.get("mean") or [0.0]).view(-1, 1, 1)
-    std = torch.tensor(d.normalisation.get("std") or [1.0]).view(-1, 1, 1)
-    images = ((d.data.float() * std + mean).clamp(0, 1) * 255).round().to(torch.uint8)
+    from dd_runner.data import zca
+
+    pixels = zca.to_pixels(d.data, d.normalisation, zca.from_tensors(d.extras))  # whitening or mean / std undone
+    images = (pixels * 255).round().to(torch.uint8)
     pictures = []
     for x in images.flatten(0, 1):
         array = x[0].numpy() if x.shape[0] == 1 else x.permute(1, 2, 0).numpy()

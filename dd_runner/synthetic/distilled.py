@@ -79,10 +79,19 @@ class DistilledSet:
         return self._json("metrics", {})
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
-        """Images in [0, 1] to the normalised space the set (and the network) live in."""
+        """Images in [0, 1] to the normalised space the set (and the network) live in: (x - mean) / std, or
+        the run's ZCA whitening (dataset.zca, read from the file's zca/ tensors)."""
         n = self.normalisation
         if not n:
             return images
+        if n.get("zca"):
+            from dd_runner.data import zca
+
+            fitted = zca.from_tensors(self.extras)
+            if not fitted:
+                raise DataError("this set was ZCA-whitened but its file holds no zca/ tensors (a snapshot keeps none): "
+                                "load the run's distilled.safetensors")
+            return zca.whiten(images.float(), fitted)
         shape = (-1,) + (1,) * (images.dim() - 2)
         return (images - torch.tensor(n["mean"]).view(shape)) / torch.tensor(n["std"]).view(shape)
 
