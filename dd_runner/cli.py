@@ -13,16 +13,17 @@ from __future__ import annotations
 import gc
 import logging
 import sys
-from pathlib import Path
 from typing import List, Optional, Tuple
 
 import hydra
 
 from dd_runner.config import schema  # noqa: F401  (registers the structured configs)
-from dd_runner.core.errors import DDError, RunError
+from dd_runner.core.errors import DDError
 
 log = logging.getLogger("dd_runner")
 _worst_exit_code = 0
+# The fallback for an out-of-memory error outside a run's own handling; run() names the remedies of the
+# method and engine in use (dd_runner.runtime.budget.out_of_memory).
 OUT_OF_MEMORY = ("out of memory: use distill.engine=recompute (or a larger distill.recompute_every), "
                  "fewer distill.sample_nets, a smaller distill.vmap_chunk or distill.batch_size")
 
@@ -93,20 +94,22 @@ def _with_run_dir(argv: List[str], jobs: List) -> List[str]:
     the composed config holds (`jobs`, from the pre-flight check): quotes removed and ${...} resolved, so
     'output_dir="my runs/a,b"' creates my runs/a,b, not a directory named after the quoted string."""
     from dd_runner.config.command_line import parse, with_overrides
+    from dd_runner.runtime.run_dir import claim_output_dir, claim_resume_dir
 
     cmd = parse(argv)
-    if (cmd is None or cmd.multirun or cmd.only_shows or len(jobs) != 1
-            or any(o.startswith("hydra.run.dir=") for o in cmd.overrides)):
+    if cmd is None or cmd.multirun or cmd.only_shows or len(jobs) != 1:
+        return argv
+    run_dir = next((o.partition("=")[2].strip("'\"") for o in cmd.overrides if o.startswith("hydra.run.dir=")), None)
+    if run_dir is not None:  # not a file, nobody else's files (runtime/run_dir.py), before Hydra writes there
+        if "${" not in run_dir:
+            claim_output_dir(run_dir, "hydra.run.dir")
         return argv
     cfg = jobs[0]
     key = next((k for k in ("resume", "output_dir") if cfg._get_node(k)._value() is not None), None)
     if key is None:
         return argv
     if "${now:" not in str(cfg._get_node(key)._value()):  # a time-stamped name: Hydra resolves it later
-        try:
-            Path(str(cfg[key])).mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise RunError(f"cannot create the output directory {cfg[key]}: {e.strerror}; choose another {key}") from None
+        claim_resume_dir(cfg[key]) if key == "resume" else claim_output_dir(cfg[key], key)
     extra = ["hydra.output_subdir=null"] if key == "resume" else []  # keep the original .hydra record
     return with_overrides(argv, [f"hydra.run.dir=${{{key}}}", *extra])
 

@@ -1,4 +1,10 @@
-"""Writing files: atomically (a file that exists is complete) and, for safetensors, deterministically.
+"""Reading and writing the files of a run: reads that fail name the file, writes that are atomic (a file
+that exists is complete) and, for safetensors, deterministic.
+
+Every file dd-run, dd-report and dd-export read back (config.yaml, metrics.json, failure.json,
+overrides.yaml, checkpoints, weights) goes through `read_json` / `read_yaml` / `read_safetensors` /
+`safetensors_metadata`: a missing, truncated or garbled file is one `DataError` naming its path and what
+to do about it, instead of a parser's traceback deep inside a run.
 
 Every write goes to a temporary file in the same directory, is fsync'ed and renamed over the target.
 Under torchrun only rank 0 writes (the writers here do nothing on other ranks).
@@ -11,18 +17,19 @@ with sorted keys; the files are read back with the official library (`safetensor
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import struct
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 
 from dd_runner.core import distributed
-from dd_runner.core.errors import RunError
+from dd_runner.core.errors import DataError, RunError
 
 DTYPES = {
     torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
@@ -61,7 +68,18 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
     try:
         _atomic_write(Path(path), payload)
     except OSError as e:
-        raise RunError(f"cannot write {path}: {e.strerror or e}; free some space or choose another output_dir") from None
+        raise RunError(f"cannot write {path}: {write_failure(e)}") from None
+
+
+def write_failure(error: OSError, setting: str = "output_dir") -> str:
+    """What an OSError of a write means for the user, and the remedy that can help: a full disk needs
+    space, a read-only or forbidden directory needs another place (`setting`)."""
+    reason = error.strerror or str(error)
+    if error.errno == errno.ENOSPC:
+        return f"{reason}; free some space or choose another {setting}"
+    if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"{reason} (the directory is not writable); choose another {setting}"
+    return f"{reason}; choose another {setting}"
 
 
 def _atomic_write(path: Path, payload: bytes) -> None:
@@ -86,3 +104,81 @@ def write_json(path: Path, obj: Dict[str, Any]) -> None:
 def save_tensors(path: Path, tensors: Dict[str, torch.Tensor], metadata: Dict[str, str]) -> None:
     """A safetensors file, byte-identical for identical inputs (see `dumps`)."""
     atomic_write_bytes(path, dumps(tensors, metadata))
+
+
+# --- reading back -----------------------------------------------------------------------------------------
+def _unreadable(path, what: str, error: BaseException, hint: str, setting: str = "") -> DataError:
+    reason = " ".join(str(error).split()) or type(error).__name__
+    shown = f"{setting}={path}" if setting else str(path)
+    return DataError(f"{shown} is not {what} ({type(error).__name__}: {reason[:200]})" + (f"; {hint}" if hint else ""))
+
+
+def read_json(path, hint: str = "", expect: type = dict) -> Any:
+    """The JSON value in `path` (a `expect`, e.g. a dict); DataError naming the file if it is missing,
+    unreadable, cut short or of another kind."""
+    try:
+        value = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise _unreadable(path, "a readable JSON file", e, hint) from None
+    if not isinstance(value, expect):
+        raise DataError(f"{path} holds a JSON {type(value).__name__}, not a {expect.__name__}" + (f"; {hint}" if hint else ""))
+    return value
+
+
+def read_yaml(path, hint: str = ""):
+    """The YAML in `path` as an OmegaConf container; DataError naming the file if it cannot be parsed."""
+    from omegaconf import OmegaConf
+
+    try:
+        return OmegaConf.load(str(path))
+    except Exception as e:  # yaml's ScannerError / ParserError, OmegaConf's errors, OSError, UnicodeDecodeError
+        raise _unreadable(path, "a readable YAML file", e, hint) from None
+
+
+def safetensors_metadata(path, hint: str = "", setting: str = "") -> Dict[str, str]:
+    """The header metadata of a safetensors file without reading its tensors. Opening it checks the header
+    and that the file covers every tensor's bytes, so a truncated file is found here, not mid-run."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as e:
+        raise _unreadable(path, "a readable safetensors file", e, hint, setting) from None
+
+
+def safetensors_shapes(path, hint: str = "", setting: str = "") -> Dict[str, Tuple[int, ...]]:
+    """Every tensor's shape, read from the header alone (no tensor data): checks files before a run uses them."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise _unreadable(path, "a readable safetensors file", e, hint, setting) from None
+
+
+def read_safetensors(path, hint: str = "", setting: str = "") -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
+    """(tensors, header metadata) of a safetensors file; DataError naming the file (as `setting`=path when
+    a setting points at it) if it cannot be read."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as e:
+        raise _unreadable(path, "a readable safetensors file", e, hint, setting) from None
+
+
+def header_int(meta: Dict[str, str], key: str, path, hint: str = "", minimum: Optional[int] = 0) -> int:
+    """An integer entry of a safetensors header (e.g. a checkpoint's iteration), checked: DataError naming
+    the file if it is absent, not an integer, or below `minimum`."""
+    value = meta.get(key)
+    try:
+        number = int(str(value))
+    except (TypeError, ValueError):
+        number = None
+    if number is None or (minimum is not None and number < minimum):
+        raise DataError(f"{path} has {key}={value!r} in its header, not an integer >= {minimum}: the file was changed "
+                        "after dd-run wrote it" + (f"; {hint}" if hint else ""))
+    return number

@@ -27,7 +27,7 @@ from omegaconf import OmegaConf
 
 from dd_runner.core import distributed
 from dd_runner.core.errors import ConfigError, DataError, DDError
-from dd_runner.core.files import save_tensors
+from dd_runner.core.files import header_int, read_safetensors, safetensors_metadata, save_tensors
 
 log = logging.getLogger(__name__)
 
@@ -118,29 +118,36 @@ def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> 
 
 
 # --- the checkpoint file --------------------------------------------------------------------------------
-def read_checkpoint_header(path: Path) -> Dict[str, str]:
-    """The header metadata of a checkpoint (iteration, config hash, W&B id) without reading its tensors."""
-    from safetensors import SafetensorError, safe_open
+START_OVER = "delete it to start the run over"
 
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return dict(f.metadata() or {})
-    except (SafetensorError, OSError) as e:
-        raise DataError(f"{path} is not a readable dd-runner checkpoint ({e}); delete it to start over") from None
+
+def read_checkpoint_header(path: Path) -> Dict[str, str]:
+    """The header metadata of a checkpoint (iteration, config hash, W&B id) without reading its tensors;
+    DataError naming the file if it is unreadable or not a dd-runner checkpoint."""
+    meta = safetensors_metadata(path, hint=START_OVER)
+    if meta.get("format") != "dd-runner/checkpoint":
+        raise DataError(f"{path} is not a dd-runner checkpoint (its header says format={meta.get('format')!r}); "
+                        f"{START_OVER}")
+    header_int(meta, "iteration", path, hint=START_OVER)
+    return meta
 
 
 def read_checkpoint(path: Path):
-    """(state dict, header metadata) of a checkpoint file; DataError if unreadable."""
-    from safetensors import SafetensorError, safe_open
-
+    """(state dict, header metadata) of a checkpoint file; DataError naming it if it is unreadable, or its
+    iteration was changed (it must be a count >= 0 and agree with the lr scheduler's, which counts the same
+    outer iterations)."""
+    meta = read_checkpoint_header(path)
+    tensors, meta = read_safetensors(path, hint=START_OVER)
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = dict(f.metadata() or {})
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-        return unflatten(json.loads(meta["state"]), tensors), meta
-    except (SafetensorError, OSError, KeyError, ValueError) as e:
-        raise DataError(f"{path} is not a readable dd-runner checkpoint ({type(e).__name__}: {e}); "
-                        "delete it to start over") from None
+        state = unflatten(json.loads(meta["state"]), tensors)
+    except (KeyError, ValueError, TypeError) as e:
+        raise DataError(f"{path} is not a readable dd-runner checkpoint ({type(e).__name__}: {e}); {START_OVER}") from None
+    iteration = header_int(meta, "iteration", path, hint=START_OVER)
+    counted = (state.get("scheduler") or {}).get("last_epoch") if isinstance(state, dict) else None
+    if isinstance(counted, int) and counted != iteration:
+        raise DataError(f"{path} says iteration {iteration} but its lr scheduler has counted {counted}: the file was "
+                        f"changed after dd-run wrote it; {START_OVER}")
+    return state, meta
 
 
 class Checkpointer:
@@ -183,11 +190,14 @@ class Checkpointer:
         for name, obj in objects.items():
             try:
                 obj.load_state_dict(state[name])
-            except (RuntimeError, ValueError, KeyError) as e:
+            except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as e:
                 raise ConfigError(f"{self.path} does not fit this run's {name} ({e}); "
                                   "it was written with other shapes") from None
-        set_rng_state(state["rng"])
-        self.iteration = int(meta["iteration"])
+        try:
+            set_rng_state(state["rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise DataError(f"{self.path} holds no usable random state ({type(e).__name__}); {START_OVER}") from None
+        self.iteration = header_int(meta, "iteration", self.path, hint=START_OVER)
         log.info("resuming from the checkpoint of iteration %d (%s)", self.iteration, self.path)
         return self.iteration
 

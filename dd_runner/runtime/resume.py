@@ -10,14 +10,14 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
 from omegaconf import OmegaConf
 
-from dd_runner.core.errors import ConfigError
+from dd_runner.core.errors import ConfigError, DataError
+from dd_runner.core.files import read_json, read_yaml
 from dd_runner.runtime.checkpoint import (
     CHECKPOINT,
     config_differences,
@@ -25,6 +25,7 @@ from dd_runner.runtime.checkpoint import (
     config_hash,
     read_checkpoint_header,
 )
+from dd_runner.runtime.run_dir import claim_resume_dir
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +41,8 @@ def resumed_config(cfg, overrides: Sequence[str] = ()):
 
     from dd_runner.config.schema import Config
 
-    run_dir = Path(cfg.resume).expanduser()
-    saved_file = run_dir / "config.yaml"
-    if not saved_file.is_file():
-        raise ConfigError(f"resume={cfg.resume}: no config.yaml there; point resume at a run directory "
-                          f"(outputs/runs/<date>/<time>)")
-    saved = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(saved_file))
+    run_dir = claim_resume_dir(cfg.resume)
+    saved = saved_config(run_dir / "config.yaml", Config)
     resumed = saved.copy()
     for override in OverridesParser.create().parse_overrides(list(overrides)):
         key = override.key_or_group
@@ -69,6 +66,20 @@ def resumed_config(cfg, overrides: Sequence[str] = ()):
     return resumed
 
 
+def saved_config(path: Path, schema):
+    """A run directory's config.yaml, checked against the schema: DataError naming the file if it is not
+    YAML or not a dd-run config (a key the schema lacks, a value of the wrong type)."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    raw = read_yaml(path, hint="it is not the config.yaml dd-run wrote; start a new run")
+    try:
+        return OmegaConf.merge(OmegaConf.structured(schema), raw)
+    except OmegaConfBaseException as e:
+        reason = str(e).strip().splitlines()[0][:160]
+        raise DataError(f"{path} is not a dd-run config ({type(e).__name__}: {reason}): it is not the config.yaml "
+                        "dd-run wrote; start a new run") from None
+
+
 def prior_run(out: Path, cfg, explicit_resume: bool) -> Dict[str, object]:
     """What `out` already holds for this config: {"metrics": ...} if finished, {"checkpoint_meta": ...} if
     it can be continued, {} if it is fresh. Refuses a directory that holds another config's run."""
@@ -81,12 +92,13 @@ def prior_run(out: Path, cfg, explicit_resume: bool) -> Dict[str, object]:
     meta = read_checkpoint_header(checkpoint)
     if meta.get("config_hash") != config_hash(cfg) and not explicit_resume:
         saved = out / "config.yaml"
-        diffs = config_differences(config_fingerprint(OmegaConf.load(saved)), config_fingerprint(cfg)) if saved.is_file() else []
+        diffs = config_differences(config_fingerprint(read_yaml(saved)), config_fingerprint(cfg)) if saved.is_file() else []
         raise ConfigError(f"{out} holds a run of another config ({'; '.join(diffs[:3]) or 'unknown config'}): "
                           f"continue it with dd-run resume={out} [overrides], or choose another output_dir")
     metrics = out / "metrics.json"
     if metrics.is_file() and meta.get("config_hash") == config_hash(cfg):
-        return {"metrics": json.loads(metrics.read_text()), "checkpoint_meta": meta}
+        finished = read_json(metrics, hint=f"delete it to evaluate the run again from its checkpoint (dd-run resume={out})")
+        return {"metrics": finished, "checkpoint_meta": meta}
     return {"checkpoint_meta": meta}
 
 
