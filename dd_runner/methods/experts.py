@@ -15,8 +15,9 @@ from typing import Dict, List
 import torch
 
 from dd_runner.core.errors import ConfigError, DataError
-from dd_runner.core.files import save_tensors
+from dd_runner.core.files import read_safetensors, safetensors_shapes, save_tensors
 from dd_runner.core.seeding import derive_seed
+from dd_runner.models.inits import check_weights
 from dd_runner.models.learner import Learner, Params
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,13 @@ log = logging.getLogger(__name__)
 
 def expert_key(epoch: int, name: str) -> str:
     return f"epoch_{epoch:03d}/{name}"
+
+
+def epoch_of(key: str) -> int:
+    """The epoch of an expert tensor's key ('epoch_007/conv1.weight' -> 7), -1 for any other key."""
+    head = key.split("/")[0]
+    digits = head[len("epoch_"):]
+    return int(digits) if head.startswith("epoch_") and digits.isdigit() else -1
 
 
 def train_experts(ctx) -> Dict[str, float]:
@@ -62,24 +70,32 @@ class ExpertPool:
                               "`dd-run mode=experts` (same dataset and model) and point method.experts at its experts/ folder")
         self.learner = learner
         self._cache: Dict[int, Dict[str, torch.Tensor]] = {}
-        first = self._load(0)
-        epochs = max(int(k.split("/")[0].split("_")[1]) for k in first)
+        # Every file's names and shapes from its header now (cheap), so that a foreign or truncated expert
+        # stops the run before it starts; the values are checked (finite) when a file is first used.
+        shapes = [safetensors_shapes(path, setting="method.experts") for path in self.files]
+        for path, found in zip(self.files, shapes):
+            self._check(path, {k: torch.empty(shape, device="meta") for k, shape in found.items()})
+        epochs = min(max((epoch_of(k) for k in found), default=-1) for found in shapes)
         if epochs < needed_epoch:
             raise ConfigError(f"the experts in {folder} have {epochs} epochs; method.max_start_epoch + "
                               f"method.expert_epochs needs {needed_epoch}: lower them or train longer experts")
 
+    def _check(self, path: Path, tensors: Dict[str, torch.Tensor]) -> None:
+        epochs = sorted({key.split("/")[0] for key in tensors if epoch_of(key) >= 0})
+        remedy = "experts must be trained by `dd-run mode=experts` with the same model and dataset settings"
+        numbers = [epoch_of(e + "/") for e in epochs]
+        if numbers != list(range(len(numbers))):
+            gaps = sorted(set(range(max(numbers, default=0) + 1)) - set(numbers))
+            raise DataError(f"method.experts={path} lacks the parameters of epochs {gaps[:5]}: it is not a whole "
+                            f"trajectory; {remedy}")
+        for epoch in epochs or ["epoch_000"]:
+            check_weights({n: tensors.get(f"{epoch}/{n}") for n in self.learner.names}, self.learner,
+                          f"method.experts={path} ({epoch})", remedy)
+
     def _load(self, i: int) -> Dict[str, torch.Tensor]:
         if i not in self._cache:
-            from safetensors.torch import load_file
-
-            try:
-                tensors = load_file(str(self.files[i]))
-            except Exception as e:
-                raise DataError(f"{self.files[i]} is not a readable expert file: {e}") from None
-            missing = [n for n in self.learner.names if expert_key(0, n) not in tensors]
-            if missing:
-                raise ConfigError(f"{self.files[i]} does not fit this model (missing {missing[:2]}); "
-                                  "experts must be trained with the same model config")
+            tensors = read_safetensors(self.files[i], setting="method.experts")[0]
+            self._check(self.files[i], tensors)
             self._cache[i] = tensors
         return self._cache[i]
 

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import pickle
 from pathlib import Path
 from typing import Any, Dict, Set, Tuple
 
 import torch
 from omegaconf import OmegaConf
+from safetensors import SafetensorError
 
 from dd_runner.core.errors import ConfigError, DataError
+from dd_runner.core.files import safetensors_metadata
 from dd_runner.data.hub import quiet_hub
 
 log = logging.getLogger(__name__)
@@ -107,10 +110,11 @@ def load_module(model_cfg, tokenizer, task: str, num_labels=None) -> Tuple[Any, 
             module = auto.from_config(config, **kwargs)
             return module, {n for n, _ in module.named_parameters()}
         source = str(Path(str(model_cfg.name_or_path)).expanduser())
+        check_weight_files(source)
         try:
             module, info = auto.from_pretrained(source, config=config, output_loading_info=True, **kwargs,
                                                 **load_kwargs)
-        except (OSError, ValueError, RuntimeError) as e:
+        except (OSError, ValueError, RuntimeError, EOFError, SafetensorError, pickle.UnpicklingError) as e:
             raise DataError(f"cannot load the weights of model.name_or_path={model_cfg.name_or_path} "
                             f"({type(e).__name__}: {str(e).splitlines()[0][:160]}); point it at a local directory, "
                             "or set model.pretrained=false for random weights") from None
@@ -119,6 +123,32 @@ def load_module(model_cfg, tokenizer, task: str, num_labels=None) -> Tuple[Any, 
     log.info("loaded %s (%s); created by transformers: %s", model_cfg.name_or_path, type(module).__name__,
              ", ".join(sorted(head)) or "nothing")
     return module, head
+
+
+def check_weight_files(source: str) -> None:
+    """The safetensors weights of a local model directory, checked before transformers reads them: a file cut
+    short by an interrupted download or copy is one line naming it (transformers would raise deep inside)."""
+    folder = Path(source)
+    if not folder.is_dir():
+        return  # a hub id: the hub client verifies what it downloads
+    for path in sorted(folder.glob("*.safetensors")):
+        safetensors_metadata(path, hint="download or copy the model again, or point model.name_or_path elsewhere")
+
+
+def check_positions(config, model_cfg, data, distill_cfg) -> None:
+    """Real sequences (dataset.max_length) and synthetic ones (distill.seq_len) must fit the model's position
+    embeddings: beyond them a transformer indexes past its table (an IndexError on a CPU, a device-side
+    assert on a GPU, after the data was tokenised and the run set up)."""
+    positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    if not positions:
+        return
+    lengths = {"dataset.max_length": int(data.example_shape[0])}
+    if distill_cfg is not None:
+        lengths["distill.seq_len"] = int(distill_cfg.seq_len)
+    for key, length in lengths.items():
+        if length > positions:
+            raise ConfigError(f"{key}={length} is out of range for model={model_cfg.name}: it must be in [1, {positions}] "
+                              f"(the model's max_position_embeddings); lower {key}")
 
 
 def _learner_options(model_cfg, data, distill_cfg) -> Dict[str, Any]:
@@ -133,6 +163,7 @@ def build_hf_classifier(model_cfg, data, device, precision, distill_cfg=None):
     if data.modality != "text" or data.task != "classification":
         raise ConfigError(f"model={model_cfg.name} classifies text; dataset={data.name} is {data.modality} {data.task}")
     module, head = load_module(model_cfg, data.tokenizer, "classification", data.num_classes)
+    check_positions(module.config, model_cfg, data, distill_cfg)
     return TextClassifierLearner(module, device, precision, head=head, **_learner_options(model_cfg, data, distill_cfg))
 
 
@@ -142,4 +173,5 @@ def build_hf_causal_lm(model_cfg, data, device, precision, distill_cfg=None):
     if data.modality != "text" or data.task != "language_modeling":
         raise ConfigError(f"model={model_cfg.name} is a language model; dataset={data.name} is {data.modality} {data.task}")
     module, head = load_module(model_cfg, data.tokenizer, "language_modeling")
+    check_positions(module.config, model_cfg, data, distill_cfg)
     return CausalLMLearner(module, device, precision, head=head, **_learner_options(model_cfg, data, distill_cfg))

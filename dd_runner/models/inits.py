@@ -19,40 +19,58 @@ from dd_runner.models.learner import Learner, Params
 INIT_MODES = ("fixed", "random", "pretrained")
 
 
-def read_state(path: str) -> dict:
+def read_state(path: str, setting: str = "init.checkpoint") -> dict:
     """Tensors of a checkpoint: safetensors (what dd-run writes), or a PyTorch state dict loaded with
-    weights_only=True (no arbitrary code from pickles)."""
+    weights_only=True (no arbitrary code from pickles). DataError naming `setting`=path if unreadable."""
     import torch
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+
+    from dd_runner.core.files import read_safetensors
 
     if not Path(path).is_file():
-        raise DataError(f"init.checkpoint={path} does not exist; write one with `dd-run mode=train` "
+        raise DataError(f"{setting}={path} does not exist; write one with `dd-run mode=train` "
                         "(it saves <run dir>/model.safetensors)")
     if Path(path).suffix in (".pt", ".pth", ".bin"):
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # UnpicklingError for anything but plain tensors and containers
-            raise DataError(f"init.checkpoint={path} cannot be loaded safely: it holds more than tensors "
+            raise DataError(f"{setting}={path} cannot be loaded safely: it holds more than tensors "
                             f"(torch.load weights_only=True refused it: {type(e).__name__}); save a plain "
                             "state dict or a safetensors file") from None
         state = state.get("state_dict", state) if isinstance(state, dict) else state
         if not isinstance(state, dict):
-            raise DataError(f"init.checkpoint={path} holds a {type(state).__name__}, not a state dict")
+            raise DataError(f"{setting}={path} holds a {type(state).__name__}, not a state dict")
         return state
-    try:
-        return load_file(path)
-    except (SafetensorError, OSError) as e:
-        raise DataError(f"init.checkpoint={path} is not a readable safetensors file: {e}") from None
+    return read_safetensors(path, setting=setting)[0]
 
 
-def load_checkpoint(path: str, learner: Learner) -> dict:
-    state = read_state(path)
-    missing = [n for n in learner.names if n not in state]
-    wrong = [n for n in learner.names if n in state and tuple(state[n].shape) != tuple(learner.module.get_parameter(n).shape)]
+def check_weights(state: dict, learner: Learner, where: str, remedy: str) -> None:
+    """The one check of weights read from a file before a network uses them: every parameter of the
+    learner present, with its shape, and finite. `where` names the file (and the setting pointing at it)
+    in the one-line error; `remedy` says where matching weights come from. A missing or misshapen tensor
+    is a ConfigError (the setting names a file of another model); a non-finite one a DataError (the file
+    comes from a run that diverged: starting from it would only look like a too-high distill.lr)."""
+    import torch
+
+    missing = [n for n in learner.names if not isinstance(state.get(n), torch.Tensor)]
+    wrong = [f"{n} {tuple(state[n].shape)} (the model's {tuple(learner.module.get_parameter(n).shape)})"
+             for n in learner.names if n not in missing
+             and tuple(state[n].shape) != tuple(learner.module.get_parameter(n).shape)]
     if missing or wrong:
-        raise ConfigError(f"init.checkpoint={path} does not fit this model: "
-                          f"missing {missing[:3]}{'...' if len(missing) > 3 else ''}, wrong shape {wrong[:3]}")
+        parts = ([f"missing {missing[:3]}{'...' if len(missing) > 3 else ''}"] if missing else []) + \
+                ([f"wrong shape {', '.join(wrong[:2])}{'...' if len(wrong) > 2 else ''}"] if wrong else [])
+        raise ConfigError(f"{where} does not fit this model ({'; '.join(parts)}): {remedy}")
+    broken = [n for n in learner.names if state[n].is_floating_point() and state[n].device.type != "meta"
+              and not bool(torch.isfinite(state[n]).all())]  # meta tensors: shapes read from a header only
+    if broken:
+        raise DataError(f"{where} holds nan or inf weights ({', '.join(broken[:3])}{'...' if len(broken) > 3 else ''}): "
+                        f"it comes from a run that diverged; {remedy}")
+
+
+def load_checkpoint(path: str, learner: Learner, setting: str = "init.checkpoint") -> dict:
+    """The state dict in `path` (pointed at by `setting`), checked against the learner (check_weights)."""
+    state = read_state(path, setting)
+    check_weights(state, learner, f"{setting}={path}",
+                  "point it at a `dd-run mode=train` checkpoint of the same model settings")
     return state
 
 

@@ -43,5 +43,5 @@ def make_teacher(labels_cfg, learner) -> Optional[Teacher]:
         return None
     if not labels_cfg.teacher:
         raise ConfigError("labels=teacher needs labels.teacher=PATH (a model.safetensors from `dd-run mode=train`)")
-    params = learner.params_from_state(load_checkpoint(labels_cfg.teacher, learner))
+    params = learner.params_from_state(load_checkpoint(labels_cfg.teacher, learner, setting="labels.teacher"))
     return Teacher(learner, params, labels_cfg.temperature, labels_cfg.alpha)
