@@ -1,8 +1,8 @@
 """Numeric settings: the range each one must lie in, and no nan or inf anywhere (called by `validate`).
 
 Every numeric option of the schema declares its range (`bound=` in dd_runner/config/schema*.py: what the
-code can use); a sweep over every other float of the config rejects nan and inf, so a key without a range
-still cannot carry them.
+code can use); a sweep over every other number of the config rejects nan, inf and integers beyond 64 bits,
+so a key without a range still cannot carry them.
 `check_against_data` runs once the data is loaded, before anything else: budgets the split cannot fill.
 """
 
@@ -70,6 +70,9 @@ def check_numbers(cfg) -> None:
     for key, value in _leaves(OmegaConf.to_container(cfg, resolve=False)):
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{key}={value} is out of range: it must be a finite number")
+        if isinstance(value, int) and not isinstance(value, bool) and not -2 ** 63 <= value < 2 ** 63:
+            # torch sizes, seeds and counters are 64-bit: beyond, they overflow deep inside a run
+            raise ConfigError(f"{key}={value} is out of range: it must fit in 64 bits (|value| < 2**63)")
 
 
 def check_against_data(cfg, data) -> None:

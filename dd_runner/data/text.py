@@ -59,6 +59,8 @@ def _data_files(cfg) -> Dict[str, List[str]]:
         for p in paths:
             if not Path(p).is_file():
                 raise DataError(f"dataset.data_files names {local_path(p)}, which does not exist")
+            if Path(p).stat().st_size < 4096 and not Path(p).read_bytes().strip():
+                raise DataError(f"dataset.data_files names {local_path(p)}, which is empty: check the file")
     return files
 
 
@@ -111,18 +113,23 @@ def _tokenizer_fingerprint(tokenizer) -> str:
     return Hasher.hash([type(tokenizer).__name__, spec, tokenizer.pad_token_id, tokenizer.padding_side])
 
 
-def _class_ids(values, offset: int, column: str) -> List[int]:
+def _class_ids(values, offset: int, column: str, origin: str) -> List[int]:
+    """Integer classes of a label column. A value that is not a whole number (text, an empty cell, 2.5) is
+    refused: int() would quietly truncate 2.5 to class 2."""
     ids = []
     for value in values:
         try:
-            ids.append(int(value) - offset)
-        except (TypeError, ValueError):
-            raise DataError(f"column '{column}' holds {str(value)[:40]!r}, not an integer class: check the file, "
-                            "or dataset.label_column / dataset.columns") from None
+            number = float(value) if not isinstance(value, (int, str)) else value
+            if isinstance(number, float) and not number.is_integer():
+                raise ValueError(value)
+            ids.append(int(number) - offset)
+        except (TypeError, ValueError, OverflowError):
+            raise DataError(f"column '{column}' of {origin} holds {str(value)[:40]!r}, not an integer class: check "
+                            "the file, or dataset.label_column / dataset.columns") from None
     return ids
 
 
-def _tokenised(ds, cfg, tokenizer, tokenizer_id: str, classification: bool):
+def _tokenised(ds, cfg, tokenizer, tokenizer_id: str, classification: bool, origin: str):
     """input_ids / attention_mask (/ label) columns, cached by datasets under an explicit fingerprint."""
     from datasets.fingerprint import Hasher
 
@@ -131,7 +138,7 @@ def _tokenised(ds, cfg, tokenizer, tokenizer_id: str, classification: bool):
     absent = [c for c in needed if c not in ds.column_names]
     if absent:
         hint = " (header-less CSV: name its columns with dataset.columns)" if not cfg.columns else ""
-        raise DataError(f"column(s) {absent} not in the data (it has {ds.column_names}): set dataset.text_column / "
+        raise DataError(f"column(s) {absent} not in {origin} (it has {ds.column_names}): set dataset.text_column / "
                         f"dataset.label_column{hint}")
     offset, max_length = int(cfg.label_offset), int(cfg.max_length)
 
@@ -140,7 +147,7 @@ def _tokenised(ds, cfg, tokenizer, tokenizer_id: str, classification: bool):
         out = tokenizer(texts, max_length=max_length, truncation=True, padding="max_length")
         result = {"input_ids": out["input_ids"], "attention_mask": out["attention_mask"]}
         if classification:
-            result["label"] = _class_ids(batch[cfg.label_column], offset, cfg.label_column)
+            result["label"] = _class_ids(batch[cfg.label_column], offset, cfg.label_column, origin)
         return result
 
     fingerprint = Hasher.hash([ds._fingerprint, tokenizer_id, cfg.text_column, cfg.label_column if classification else None,
@@ -158,7 +165,10 @@ def load_text(cfg, model_cfg=None) -> DataBundle:
     wanted = set().union(*(source_names(spec) for spec in specs.values()))
     sources, origin = _load_sources(cfg, wanted)
     tokenizer_id = _tokenizer_fingerprint(tokenizer)
-    encoded = {s: _tokenised(ds, cfg, tokenizer, tokenizer_id, classification).with_format("torch")
+    empty = [s for s, ds in sources.items() if len(ds) == 0]
+    if empty:
+        raise DataError(f"{origin} holds no rows for split {empty[0]!r}: check the file, or point dataset.data_files elsewhere")
+    encoded = {s: _tokenised(ds, cfg, tokenizer, tokenizer_id, classification, origin).with_format("torch")
                for s, ds in sources.items()}
     sizes = {s: len(ds) for s, ds in encoded.items()}
     rows = resolve_roles(cfg, sizes, split_permutations(sizes, cfg.split_seed))
@@ -182,8 +192,10 @@ def load_text(cfg, model_cfg=None) -> DataBundle:
         for role, split in splits.items():
             low, high = int(split.labels.min()), int(split.labels.max())
             if low < 0 or high >= num_classes:
-                raise DataError(f"{role} labels span {low}..{high} but dataset.num_classes={num_classes}: "
-                                f"check dataset.label_column and dataset.label_offset (now {cfg.label_offset})")
+                fix = (f"raise dataset.num_classes (now {cfg.num_classes}) or leave it null (one more than the largest "
+                       "label), or check" if cfg.num_classes and low >= 0 else "check")
+                raise DataError(f"{role} labels of {origin} span {low}..{high} but dataset.num_classes={num_classes}: "
+                                f"{fix} dataset.label_column and dataset.label_offset (now {cfg.label_offset})")
     log.info("%s from %s: train %d, val %d, test %d (max_length %d)", cfg.name, origin,
              *(len(splits[r]) for r in ROLES), cfg.max_length)
     return DataBundle(

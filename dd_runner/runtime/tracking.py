@@ -19,6 +19,8 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import OmegaConf
 
+from dd_runner.core.errors import ConfigError, RunError
+
 log = logging.getLogger(__name__)
 ITERATION = "iteration"  # the x axis of distillation curves: completed outer iterations
 
@@ -47,19 +49,50 @@ class Tracker:
     def finish(self, exit_code: int = 0) -> None: ...
 
 
+def has_credentials() -> bool:
+    """Whether W&B can authenticate without asking: WANDB_API_KEY (or an identity token file), or the entry
+    `wandb login` writes to ~/.netrc ($NETRC) for the server ($WANDB_BASE_URL, default api.wandb.ai)."""
+    import netrc
+    import os
+    from urllib.parse import urlparse
+
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname or "api.wandb.ai"
+    path = os.environ.get("NETRC") or os.path.join(os.path.expanduser("~"), ".netrc")
+    try:
+        return netrc.netrc(path).authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def check_credentials(cfg) -> None:
+    """logger.mode=online without credentials: one line before anything runs. (Without it W&B would ask for
+    a key on a terminal nobody watches, or fail after the data and model were loaded.)"""
+    lc = cfg.logger
+    if lc.name == "wandb" and lc.mode == "online" and not has_credentials():
+        raise ConfigError("logger.mode=online needs W&B credentials: run `wandb login` or set WANDB_API_KEY, "
+                          "or use logger.mode=offline (upload later with `wandb sync`)")
+
+
 class WandbTracker(Tracker):
     def __init__(self, cfg, out: Path, group: Optional[str], name: str, run_id: Optional[str] = None):
         import wandb
 
         self._wandb = wandb
         lc = cfg.logger
-        self.run = wandb.init(
-            id=run_id, resume="allow" if run_id else None,  # a resumed dd-run continues its W&B run
-            project=lc.project, entity=lc.entity, mode=lc.mode, dir=str(out), group=lc.group or group,
-            job_type=cfg.method.name, name=name, tags=list(lc.tags),
-            config=OmegaConf.to_container(cfg, resolve=True),
-            settings=wandb.Settings(console="off", quiet=True),
-        )
+        try:
+            self.run = wandb.init(
+                id=run_id, resume="allow" if run_id else None,  # a resumed dd-run continues its W&B run
+                project=lc.project, entity=lc.entity, mode=lc.mode, dir=str(out), group=lc.group or group,
+                job_type=cfg.method.name, name=name, tags=list(lc.tags),
+                config=OmegaConf.to_container(cfg, resolve=True),
+                settings=wandb.Settings(console="off", quiet=True),
+            )
+        except wandb.errors.Error as e:  # refused key, no network, unknown entity: one line, not W&B's traceback
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+            raise RunError(f"cannot start the W&B run in logger.mode={lc.mode} ({type(e).__name__}: {reason}); check "
+                           "the network and `wandb login`, or use logger.mode=offline") from None
         self.run_id = self.run.id
         self.staging = out / "wandb" / "artifacts"
         # distillation curves against the outer iteration; val/acc_mean's summary is its best value
@@ -127,4 +160,5 @@ def make_tracker(cfg, out: Path, group: Optional[str], name: str, run_id: Option
 
     if cfg.logger.name == "none" or cfg.logger.mode == "disabled" or not is_main():  # torchrun: rank 0 logs
         return Tracker()
+    check_credentials(cfg)
     return WandbTracker(cfg, out, group, name, run_id)
