@@ -24,8 +24,8 @@ from typing import Dict, List
 
 import torch
 
-from dd_runner.core.errors import DataError, DDError
-from dd_runner.core.files import _umask
+from dd_runner.core.errors import DataError, DDError, RunError
+from dd_runner.core.files import _umask, read_json, write_failure
 
 PARQUET = "data/train-00000-of-00001.parquet"
 
@@ -171,9 +171,12 @@ def export(run_dir: Path, to: Path, repo: str = "") -> Path:
     d = load_distilled(run_dir / "distilled.safetensors")
     if "config" not in d.metadata:
         raise DataError(f"{run_dir}/distilled.safetensors predates self-contained sets (no config in its header): re-run it")
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    to.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{to.name}.", dir=to.parent))
+    metrics = read_json(run_dir / "metrics.json", hint=f"finish the run again with `dd-run resume={run_dir}` after deleting it")
+    try:
+        to.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{to.name}.", dir=to.parent))
+    except OSError as e:
+        raise RunError(f"cannot write --to {to}: {write_failure(e, '--to directory')}") from None
     try:
         import datasets
 
@@ -257,6 +260,9 @@ def main(argv: List[str] = None) -> int:
     except DDError as e:
         print(f"dd-export: error: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:  # the --to folder's file system filled up or turned read-only while writing
+        print(f"dd-export: error: cannot write --to {args.to}: {write_failure(e, '--to directory')}", file=sys.stderr)
+        return RunError.exit_code
     return 0
 
 

@@ -2,7 +2,10 @@
 
 A job directory holds `.hydra/overrides.yaml` (what the job changed); it finished if it holds
 `metrics.json` (written last by every run), failed if it holds `failure.json` (written by the job, with
-its exit code), and is otherwise incomplete (still running, or killed without a word). This is all
+its exit code), and is otherwise incomplete (still running, or killed without a word). A job whose
+metrics.json cannot be read (cut short, edited, not JSON) is `unreadable`: reported by name, counted
+with the failed ones, never averaged; an unreadable overrides.yaml stops the report (one line naming it),
+since the job could not be placed in its setting. This is all
 `dd-report` reads, so a sweep can be reported while it runs, after it crashed, or from another machine.
 
 Jobs may run in other processes (hydra/launcher=submitit_local) or on other machines (submitit_slurm),
@@ -22,6 +25,8 @@ from typing import Dict, List, Optional, Sequence
 
 from hydra.experimental.callback import Callback
 
+from dd_runner.core.errors import DataError, DDError
+
 log = logging.getLogger(__name__)
 
 FAILURE = "failure.json"
@@ -37,14 +42,27 @@ class Job:
     overrides: Dict[str, str]  # key -> value as typed on the command line
     metrics: Optional[Dict[str, float]] = None  # metrics.json
     failure: Optional[Dict[str, object]] = None  # failure.json
+    unreadable: str = ""  # why metrics.json could not be read (then metrics is None)
 
     @property
     def status(self) -> str:
+        if self.unreadable:
+            return "unreadable"
         return "finished" if self.metrics is not None else "failed" if self.failure is not None else "incomplete"
 
     @property
     def exit_code(self) -> int:
-        return int(self.failure.get("exit_code", 1)) if self.status == "failed" else 0
+        if self.status == "failed":
+            code = self.failure.get("exit_code", 1)
+            return int(code) if isinstance(code, int) or str(code).lstrip("-").isdigit() else 1
+        return 1 if self.status == "unreadable" else 0
+
+    @property
+    def message(self) -> str:
+        """Why the job did not finish (failed: its failure.json's message; unreadable: what could not be read)."""
+        if self.status == "unreadable":
+            return self.unreadable
+        return str((self.failure or {}).get("message", "")) if self.status == "failed" else ""
 
     def describe(self, keys: Optional[Sequence[str]] = None) -> str:
         """The job's overrides (only `keys`, e.g. the swept ones, if given)."""
@@ -52,20 +70,35 @@ class Job:
 
 
 def _read_json(path: Path) -> Optional[dict]:
+    """A job's JSON file, None if absent; DataError naming it if unreadable (core.files.read_json)."""
+    from dd_runner.core.files import read_json
+
+    return read_json(path) if path.is_file() else None
+
+
+def _failure(path: Path) -> Optional[dict]:
+    """failure.json, None if absent. An unreadable one still marks a failed job: its message says so."""
     try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as e:  # unreadable: say so in the report rather than stop it
-        return {"message": f"unreadable {path.name}: {e}"}
+        return _read_json(path)
+    except DDError as e:
+        return {"message": str(e)}
 
 
 def read_overrides(path: Path) -> Dict[str, str]:
+    """key -> value of a job's .hydra/overrides.yaml; DataError naming the file if it is not Hydra's list."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
-    lines = [str(line) for line in OmegaConf.load(path)]
-    parsed = OverridesParser.create().parse_overrides(lines)
+    from dd_runner.core.files import read_yaml
+
+    hint = "repair it or move that job directory out of the sweep"
+    raw = read_yaml(path, hint=hint)
+    if not OmegaConf.is_list(raw):
+        raise DataError(f"{path} is not a list of overrides (it holds a {type(raw).__name__}); {hint}")
+    try:
+        parsed = OverridesParser.create().parse_overrides([str(line) for line in raw])
+    except Exception as e:  # Hydra's OverrideParseException
+        raise DataError(f"{path} holds an override Hydra cannot parse ({str(e).splitlines()[0][:160]}); {hint}") from None
     return {o.get_key_element().lstrip("+~"): o.get_value_element_as_str() for o in parsed}
 
 
@@ -81,9 +114,12 @@ def collect(sweep_dir: Path) -> List[Job]:
         job_dir = overrides.parent.parent
         if ".submitit" in job_dir.parts:
             continue
-        metrics = _read_json(job_dir / METRICS)
+        try:
+            metrics, unreadable = _read_json(job_dir / METRICS), ""
+        except DDError as e:
+            metrics, unreadable = None, str(e)
         jobs.append(Job(job_dir, str(job_dir.relative_to(sweep_dir)), read_overrides(overrides), metrics,
-                        _read_json(job_dir / FAILURE)))
+                        _failure(job_dir / FAILURE), unreadable))
     return sorted(jobs, key=lambda j: tuple(job_number(part) for part in Path(j.name).parts))
 
 
@@ -101,7 +137,7 @@ def record_exit(job_dir: Path, message: str, exit_code: int) -> None:
     from dd_runner.core.files import write_json
 
     path = Path(job_dir) / FAILURE
-    record = _read_json(path) or {"message": message}
+    record = _failure(path) or {"message": message}
     record["exit_code"] = exit_code
     try:
         write_json(path, record)
@@ -125,9 +161,9 @@ class SweepSummary(Callback):
         jobs = collect(sweep_dir)
         swept = swept_keys(jobs)
         for job in jobs:
-            if job.status == "failed":
+            if job.status in ("failed", "unreadable"):
                 print(f"dd-run: job {job.name} ({job.describe(swept)}) failed with exit code {job.exit_code}: "
-                      f"{job.failure.get('message', '')}", file=sys.stderr)
+                      f"{job.message}", file=sys.stderr)
             elif job.status == "incomplete":
                 print(f"dd-run: job {job.name} ({job.describe(swept)}) did not finish (no {METRICS}, no {FAILURE})",
                       file=sys.stderr)

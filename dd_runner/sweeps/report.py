@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from dd_runner.core.errors import ConfigError, DDError
+from dd_runner.core.errors import ConfigError, DDError, did_you_mean
 from dd_runner.sweeps.jobs import Job, collect, swept_keys
 from dd_runner.sweeps.plot import choose_x, plot
 from dd_runner.sweeps.settings import Setting, group
@@ -43,8 +43,8 @@ def baselines(jobs: Sequence[Job]) -> List[str]:
     return sorted(found, key=lambda b: (BASELINE_ORDER.index(b) if b in BASELINE_ORDER else len(BASELINE_ORDER), b))
 
 
-COSTS = {"distill/seconds_per_iteration": "s / iteration", "distill/peak_memory_mb": "distill MB",
-         "eval/peak_memory_mb": "eval MB"}
+COSTS = {"distill/seconds_per_iteration": "s / iteration", "distill/cpu_seconds_per_iteration": "CPU s / iteration",
+         "distill/peak_memory_mb": "distill MB", "eval/peak_memory_mb": "eval MB"}
 
 
 def architectures(jobs: Sequence[Job]) -> List[str]:
@@ -63,6 +63,17 @@ def protocols(jobs: Sequence[Job]) -> List[str]:
     return list(dict.fromkeys(str(j.metrics["eval/protocol"]) for j in jobs if "eval/protocol" in (j.metrics or {})))
 
 
+def check_metric(metric: str, jobs: Sequence[Job]) -> str:
+    """--metric must be a number some finished job's metrics.json reports (a typo would give an empty
+    column and exit 0). With no finished job yet there is nothing to check it against."""
+    finished = [j.metrics for j in jobs if j.status == "finished"]
+    valid = sorted({k for m in finished for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    if finished and metric not in valid:
+        raise ConfigError(f"--metric {metric} is not a number in any finished job's metrics.json"
+                          f"{did_you_mean(metric, valid)}; valid: {', '.join(valid)}")
+    return metric
+
+
 def common_overrides(jobs: Sequence[Job], swept: Sequence[str]) -> str:
     first = jobs[0].overrides
     return " ".join(f"{k}={v}" for k, v in first.items() if k not in swept)
@@ -77,9 +88,9 @@ def fmt(stats: Tuple[Optional[float], Optional[float], int]) -> str:
 
 
 def unfinished(setting: Setting) -> str:
-    """'failed: 3 7; incomplete: 9' (job names)."""
-    parts = [f"{status}: {' '.join(j.name for j in setting.jobs if j.status == status)}" for status in ("failed", "incomplete")
-             if any(j.status == status for j in setting.jobs)]
+    """'failed: 3 7; unreadable: 4; incomplete: 9' (job names)."""
+    parts = [f"{status}: {' '.join(j.name for j in setting.jobs if j.status == status)}"
+             for status in ("failed", "unreadable", "incomplete") if any(j.status == status for j in setting.jobs)]
     return "; ".join(parts)
 
 
@@ -161,7 +172,7 @@ def job_rows(jobs: Sequence[Job], metric: str, names: Sequence[str], archs=(), c
     metrics = csv_metrics(metric, names, archs, cost_keys) + ["eval/protocol"]
     header = ["job", "status", "exit_code", *keys, *metrics, "message"]
     rows = [[j.name, j.status, j.exit_code, *[j.overrides.get(k) for k in keys],
-             *[(j.metrics or {}).get(m) for m in metrics], (j.failure or {}).get("message", "") if j.status == "failed" else ""]
+             *[(j.metrics or {}).get(m) for m in metrics], j.message]
             for j in jobs]
     return header, rows
 
@@ -177,7 +188,7 @@ def report(sweep_dir: Path, out: Optional[Path] = None, x: Optional[str] = None,
     if not jobs:
         raise ConfigError(f"no jobs in {sweep_dir} (no <job>/.hydra/overrides.yaml); give a sweep directory "
                          "(outputs/multirun/<date>/<time>)")
-    metric = metric or accuracy_metric(jobs)
+    metric = check_metric(metric, jobs) if metric else accuracy_metric(jobs)
     swept = swept_keys(jobs)
     keys = [k for k in swept if k != SEED]
     if x is not None and x not in keys:
@@ -196,6 +207,9 @@ def report(sweep_dir: Path, out: Optional[Path] = None, x: Optional[str] = None,
         if job.status == "failed":
             console.print(f"[red]job {escape(job.name)} failed[/red] (exit {job.exit_code}, {escape(job.describe(swept))}): "
                           f"{escape(str(job.failure.get('message', '')))}", soft_wrap=True)
+        elif job.status == "unreadable":
+            console.print(f"[red]job {escape(job.name)}: cannot read its results[/red] ({escape(job.describe(swept))}): "
+                          f"{escape(job.message)}; counted as not finished", soft_wrap=True)
         elif job.status == "incomplete":
             console.print(f"[yellow]job {escape(job.name)} did not finish[/yellow] ({escape(job.describe(swept))}): "
                           "no metrics.json (still running, or killed)", soft_wrap=True)

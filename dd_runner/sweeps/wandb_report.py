@@ -28,10 +28,12 @@ def _workspaces():
 
 
 def _job_config(job) -> dict:
-    import yaml
+    from omegaconf import OmegaConf
+
+    from dd_runner.core.files import read_yaml
 
     path = job.dir / "config.yaml"
-    return yaml.safe_load(path.read_text()) if path.is_file() else {}
+    return OmegaConf.to_container(read_yaml(path, hint="repair it or move that job out of the sweep")) if path.is_file() else {}
 
 
 def wandb_run_id(job_dir: Path) -> Optional[str]:
