@@ -27,8 +27,10 @@ from dd_runner.eval.protocol import resolve_protocol
 from dd_runner.models import build_learner
 from dd_runner.models.inits import InitSampler
 from dd_runner.runtime.artefacts import add_results, save_distilled, save_image_grid, write_config
+from dd_runner.runtime.budget import check_budget, is_out_of_memory, out_of_memory
 from dd_runner.runtime.checkpoint import Checkpointer
 from dd_runner.runtime.resume import prior_run, resumed_config, wandb_id
+from dd_runner.runtime.run_dir import claim_output_dir
 from dd_runner.runtime.snapshots import Snapshots, write_evolution
 from dd_runner.runtime.tracking import make_tracker
 
@@ -64,10 +66,7 @@ def run(cfg, output_dir: Optional[str] = None, resume_overrides: Sequence[str] =
     if "metrics" in prior:
         log.info("%s already holds this finished run (metrics.json): nothing to do", out)
         return prior["metrics"]
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise RunError(f"cannot create the output directory {out}: {e.strerror}; choose another output_dir") from None
+    claim_output_dir(out, "resume" if explicit_resume else "output_dir")  # not a file, nobody else's files, writable
     seed_everything(cfg.seed)
     configure_backends(cfg.deterministic)
     log.info("host allocator: %s", configure_allocator(cfg.get("allocator", "auto")))  # before data and model exist
@@ -80,6 +79,7 @@ def run(cfg, output_dir: Optional[str] = None, resume_overrides: Sequence[str] =
     try:
         write_config(out / "config.yaml", cfg)
         ctx = build_context(cfg, out, tracker, checkpoints, explicit_resume)
+        check_budget(ctx)  # a budget that cannot fit in memory: one line now, not an out-of-memory error later
         log.info("run directory: %s (device %s, precision %s)", out, ctx.device, cfg.precision)
         metrics = MODES[cfg.mode](ctx)
         (out / "failure.json").unlink(missing_ok=True)  # from an earlier attempt this run recovered from
@@ -88,9 +88,13 @@ def run(cfg, output_dir: Optional[str] = None, resume_overrides: Sequence[str] =
         tracker.finish(0)
         return metrics
     except BaseException as e:
-        record_failure(out, e, checkpoints)
+        # out of memory: the remedies of this method and engine, not generic ones (runtime/budget.py)
+        failure = RunError(out_of_memory(cfg, resolve_device(cfg.device).type == "cuda")) if is_out_of_memory(e) else e
+        record_failure(out, failure, checkpoints)
         tracker.finish(1)
-        raise
+        if failure is e:
+            raise
+        raise failure from e
 
 
 def build_context(cfg, out: Path, tracker, checkpoints, resuming: bool = False) -> RunContext:

@@ -51,9 +51,21 @@ def corrupt_checkpoint(tmp_path):
 
 
 def unwritable_output(tmp_path):
+    return [f"output_dir={a_file(tmp_path) / 'run'}"]
+
+
+def a_file(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    return [f"output_dir={blocker / 'run'}"]
+    return blocker
+
+
+def garbled_run_dir(tmp_path):
+    """A run directory whose config.yaml was cut short (a full disk, a hand edit)."""
+    run_dir = tmp_path / "run"
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / "config.yaml").write_text("mode: distill\ndataset: {name: mni")
+    return [f"resume={run_dir}"]
 
 
 def minilm_on(csv_text: bytes):
@@ -114,6 +126,18 @@ CASES = [
     ("corrupt gzip", corrupt_gzip, 2, "cannot read"),
     ("corrupt checkpoint", corrupt_checkpoint, 2, "is not a readable safetensors file"),
     ("resume of nothing", lambda t: [f"resume={t / 'nowhere'}"], 2, "no config.yaml there"),
+    # where a run writes: never a file, never a folder of other files (runtime/run_dir.py)
+    ("output_dir that is a file", lambda t: [f"output_dir={a_file(t)}"], 2, "a-file is a file, not a directory"),
+    ("hydra.run.dir that is a file", lambda t: [f"hydra.run.dir={a_file(t)}"], 2, "a-file is a file, not a directory"),
+    ("resume of a file", lambda t: [f"resume={a_file(t)}"], 2, "a-file is a file, not a run directory"),
+    ("resume with a garbled config.yaml", garbled_run_dir, 2, "run/config.yaml is not a readable YAML file"),
+    # numbers no range reaches: 64 bits, and budgets that cannot fit in memory (runtime/budget.py)
+    ("integer beyond 64 bits", ["distill.iterations=100000000000000000000"], 2,
+     "distill.iterations=100000000000000000000 is out of range: it must fit in 64 bits"),
+    ("a budget beyond memory", ["distill.ipc=1000000000"], 2,
+     "distill.ipc=1000000000 cannot fit in memory: the distillation needs at least"),
+    ("W&B online without credentials", ["logger=wandb", "logger.mode=online"], 2,
+     "logger.mode=online needs W&B credentials: run `wandb login` or set WANDB_API_KEY, or use logger.mode=offline"),
     ("non-finite loss", ["distill.init_lr=1e6"], 1, "lower distill.lr (now 0.01) or distill.init_lr (now 1000000.0)"),
     ("unwritable output directory", unwritable_output, 1, "cannot create the output directory"),
     # text
@@ -128,7 +152,10 @@ CASES = [
      "cannot load the tokenizer 'distilbert-base-uncased' (OSError; offline?): set model.tokenizer"),
     ("malformed CSV", minilm_on(b'"3","a title\n1,"unterminated, quote\nnot,a,row,at,all\n'), 2,
      "as csv (ParserError: Error tokenizing data"),
-    ("labels that are not classes", minilm_on(b"World,title,text\n"), 2, "column 'label' holds 'World', not an integer class"),
+    ("labels that are not classes", minilm_on(b"World,title,text\n"), 2, "holds 'World', not an integer class: check the file"),
+    ("sequences beyond the model's positions", ["dataset=agnews_offline", "model=bert", "dataset.max_length=600",
+                                                 lambda t: f"model.name_or_path={minilm_stand_in()}"], 2,
+     "dataset.max_length=600 is out of range for model=bert: it must be in [1, 512] (the model's max_position_embeddings)"),
 ]
 if not torch.cuda.is_available():
     CASES.append(("cuda absent", ["device=cuda"], 2, "device=cuda but no CUDA device is visible"))
@@ -136,8 +163,9 @@ if not torch.cuda.is_available():
 
 @pytest.mark.parametrize("name, overrides, code, expected", CASES, ids=[c[0] for c in CASES])
 def test_bad_input(name, overrides, code, expected, tmp_path):
-    extra = overrides(tmp_path) if callable(overrides) else overrides
-    env = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"}  # the hub is unreachable
+    extra = overrides(tmp_path) if callable(overrides) else [o(tmp_path) if callable(o) else o for o in overrides]
+    env = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",  # the hub is unreachable
+           "WANDB_API_KEY": "", "NETRC": str(tmp_path / "no-netrc")}  # and no W&B credentials
     proc = dd_run([*OFFLINE, *extra], tmp_path, env=env)
     errors = [line for line in proc.stderr.splitlines() if line.startswith("dd-run: error:")]
     assert proc.returncode == code, proc.stderr[-2000:]
@@ -159,6 +187,23 @@ def test_a_checkpoint_from_another_config_is_refused(tmp_path):
     assert again.stderr.strip().splitlines()[-1].startswith(
         f"dd-run: error: {tmp_path / 'run'} holds a run of another config (distill.lr: 0.01 -> 0.02)")
     assert (tmp_path / "run" / "distilled.safetensors").read_bytes() == before  # nothing lost
+
+
+@pytest.mark.parametrize("key", ["output_dir", "hydra.run.dir"])
+def test_a_folder_of_other_files_is_refused_and_left_as_it_was(tmp_path, key):
+    """A user's folder (their own config.yaml, notes): dd-run would overwrite config.yaml there. It refuses
+    before writing anything, Hydra's record and log included."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "config.yaml").write_text("lr: 0.1  # my own settings\n")
+    (folder / "notes.txt").write_text("notes")
+    proc = dd_run([*OFFLINE, f"{key}={folder}"], tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"dd-run: error: {key}={folder} holds files dd-run did not write (config.yaml, notes.txt): it would overwrite "
+        "them; choose a new or empty directory"]
+    assert sorted(p.name for p in folder.iterdir()) == ["config.yaml", "notes.txt"]
+    assert (folder / "config.yaml").read_text() == "lr: 0.1  # my own settings\n"
 
 
 def test_a_full_disk_is_one_line(monkeypatch, tmp_path):
