@@ -72,6 +72,15 @@ class DistillConfig:
                             "embedding table's statistics) or from real examples of each class.",
                             choices=("noise", "real"))
     seq_len: int = option(16, "Text: tokens per synthetic sequence.", bound=POSITIVE)
+    cuda_graph: str = option("auto", "Capture performance matching's whole outer step (unroll, real loss, "
+                             "meta-gradient, Adam step) as one CUDA graph after 3 eager warm-up steps and replay "
+                             "it with the next real batch and networks copied into static buffers: the step is "
+                             "bound by the host's dispatch of thousands of small operations, which a replay "
+                             "skips. auto: capture on CUDA when the run allows it (engine unroll or vmap, Adam, "
+                             "fp32 or bf16, one process), else run eagerly and log why once; a failed capture "
+                             "also falls back to eager. true: capture or stop with the reason. false: eager. "
+                             "Not yet verified on a GPU (docs/performance.md).",
+                             choices=("auto", "True", "False"))
 
 
 @dataclass

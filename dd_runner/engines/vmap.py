@@ -34,7 +34,7 @@ def _over_groups(engine: Callable, name: str, learner: Learner, thetas: Sequence
             summed = engine(nets, [stack(group)], synth, real, options)  # losses summed over the group
         for acc, g in zip(total, summed.grads):
             acc.add_(g)
-        loss_sum += summed.loss
+        loss_sum = loss_sum + summed.objective  # a device tensor: no sync per group (a captured step has none)
     return average(total, loss_sum, len(thetas))
 
 

@@ -58,9 +58,12 @@ def cost_text(metrics: Dict[str, float], device) -> str:
     memory = "CUDA max allocated" if device.type == "cuda" else "peak RSS"
     parts = []
     if "distill/seconds" in metrics:
+        each = f"{metrics['distill/seconds_per_iteration']:.3g} s each"
+        if "distill/cpu_seconds_per_iteration" in metrics:  # the loop's own time: validation and checkpoints apart
+            each += (f", {metrics['distill/cpu_seconds_per_iteration']:.3g} s CPU; validation "
+                     f"{metrics['distill/validation_seconds']:,.0f} s, checkpoints {metrics['distill/checkpoint_seconds']:,.0f} s")
         parts.append(f"distillation {metrics['distill/seconds']:,.0f} s for {metrics['distill/iterations']} iterations "
-                     f"({metrics['distill/seconds_per_iteration']:.3g} s each), {memory} "
-                     f"{metrics['distill/peak_memory_mb']:,.0f} MB")
+                     f"({each}), {memory} {metrics['distill/peak_memory_mb']:,.0f} MB")
     if "eval/seconds" in metrics:
         parts.append(f"evaluation {metrics['eval/seconds']:,.0f} s, {memory} {metrics['eval/peak_memory_mb']:,.0f} MB")
     return "cost: " + "; ".join(parts)

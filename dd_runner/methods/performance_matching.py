@@ -19,6 +19,7 @@ from dd_runner.context import Distilled, RunContext
 from dd_runner.data.stream import RealBatches
 from dd_runner.engines import ENGINES, EngineOptions, MetaGradient
 from dd_runner.engines.sharded import meta_gradient as split_meta_gradient
+from dd_runner.methods.captured_step import StepParts
 from dd_runner.methods.loop import optimise
 from dd_runner.synthetic.build import make_synthetic
 
@@ -29,10 +30,12 @@ def performance_matching(ctx: RunContext) -> Distilled:
     engine = ENGINES.get(d.engine)
     batches = RealBatches(ctx.data.train, d.batch_size, cfg.seed, ctx.device)
 
-    def meta_gradient(iteration: int, loss_scale: float) -> MetaGradient:
-        real = batches.next()                                                          # 3
-        thetas = ctx.inits.train_nets(iteration, d.sample_nets)                        # 4
+    def inputs(iteration: int):  # host work: what a captured step copies into its static buffers
+        return batches.next(), ctx.inits.train_nets(iteration, d.sample_nets)          # 3, 4
+
+    def meta_gradient(step_inputs, loss_scale: float) -> MetaGradient:  # device work (distill.cuda_graph)
+        real, thetas = step_inputs
         options = EngineOptions.from_config(d, loss_scale)
         return split_meta_gradient(engine, ctx.learner, thetas, synth, real, options)  # 5-8
 
-    return optimise(ctx, synth, meta_gradient, state={"batches": batches})            # 2, 9
+    return optimise(ctx, synth, StepParts(inputs, meta_gradient), state={"batches": batches})  # 2, 9
