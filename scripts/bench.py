@@ -27,6 +27,10 @@ Sections (each row's ratio is against a reference measured in the same run):
   fixed init (with dd-run's allocator and with the system one) and random init, DistilBERT at depth 6 and
   GPT-Neo at depth 12 (fp32, bf16); `--against REF` measures the same cases with dd_runner at git commit
   REF in the same run (scripts/benchmark/ops.py, against.py);
+- captured: the outer step captured as a CUDA graph (distill.cuda_graph) against eager on the same inputs:
+  seconds per meta-gradient both ways, the meta-gradients' relative L2 distance, eager's ATen operations
+  (LeNet fixed and random init, DistilBERT-base; on a CPU the static-buffer step runs eagerly:
+  scripts/benchmark/captured.py);
 - artefacts: whole small MNIST runs without W&B and snapshots, with W&B offline, and with W&B offline
   plus snapshots and media at every validation point: the extra wall time they cost
   (scripts/benchmark/artefacts.py).
@@ -105,8 +109,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--threads", type=int, default=0, help="torch threads per case (0: torch's default)")
     parser.add_argument("--repeats", type=int, default=0, help="timed outer steps per case (default 3; --quick 1)")
-    parser.add_argument("--only", default="engines,eval,amp,transformers,step,artefacts",
-                        help="comma-separated sections: engines, eval, amp, transformers, step, artefacts")
+    parser.add_argument("--only", default="engines,eval,amp,transformers,step,captured,artefacts",
+                        help="comma-separated sections: engines, eval, amp, transformers, step, captured, artefacts")
     parser.add_argument("--against", metavar="REF",
                         help="also measure the step section's cases with dd_runner as it was at git commit REF "
                              "(staged from git archive), in the same run: before and after of a change")

@@ -1,4 +1,4 @@
-"""The GPU run book: one command that measures, in about 8 minutes on one H100 / H200, everything the GPU path
+"""The GPU run book: one command that measures, in about 9 minutes on one H100 / H200, everything the GPU path
 must show, and writes it to one JSON and one Markdown table under --out (rewritten after every section, so
 a time-out still returns what finished).
 
@@ -13,11 +13,17 @@ Sections, each with its own time budget (seconds, full size), run in child proce
   evaluation vs the loop, deterministic=true twice, memory between multirun jobs; skipped without CUDA);
 - bench (130): `scripts/bench.py --gpu`: loop vs vmap (8, 32 nets; T = 10, 30, 100), evaluation of 100 nets,
   bf16 cosines (LeNet, pretrained MiniLM), DistilBERT-base and GPT-Neo-125M shapes with TFLOP/s and MFU;
+- captured (60): `scripts/bench.py --only captured`: the outer step captured as a CUDA graph
+  (distill.cuda_graph) against eager on the same inputs: seconds per meta-gradient both ways, the
+  meta-gradients' relative L2 distance, eager's ATen operations (LeNet fixed and random init,
+  DistilBERT-base);
 - mnist_fixed (75): experiment=mnist_fixed_10 at the paper's budget (23,400 iterations, lr decay every
-  2,340) on the offline split: wall time to 90% validation accuracy, final accuracy;
+  2,340) on the offline split, captured (distill.cuda_graph=auto, the default; whether the step was
+  captured is read from the run's log): wall time to 90% validation accuracy, final accuracy;
 - mnist_random (90): experiment=mnist_random_100 with distill.engine=vmap, then unroll, half the budget
-  each: seconds per outer iteration, the validation curve, the projected time of the full budget;
-- agnews (110): experiment=agnews_maekawa (the slides' setting) on the offline split with the pretrained
+  each, captured likewise: seconds per outer iteration, the validation curve, the projected time of the
+  full budget;
+- agnews (100): experiment=agnews_maekawa (the slides' setting) on the offline split with the pretrained
   MiniLM stand-in, random heads, hard labels, 1,200 iterations x 64 articles, 20 unseen heads.
 """
 
@@ -46,8 +52,8 @@ NEEDED = {"torch": "torch", "torchvision": "torchvision", "transformers": "trans
           "yaml": "pyyaml", "numpy": "numpy", "PIL": "pillow", "pytest": "pytest"}
 INSTALL = ("make the wheels here with bash ../shared/gpu/wheels.sh, carry .whl, and start the check there with "
            "bash scripts/gpu_check.sh OUT (it installs them and stages this checkout)")
-BUDGETS = {"cuda_tests": 60, "bench": 130, "mnist_fixed": 75, "mnist_random": 90, "agnews": 110}
-TOTAL_BUDGET = 475  # seconds, all sections: a device call of 10 minutes keeps room for start-up and install
+BUDGETS = {"cuda_tests": 60, "bench": 120, "captured": 60, "mnist_fixed": 75, "mnist_random": 90, "agnews": 100}
+TOTAL_BUDGET = 515  # seconds, all sections: a device call of 10 minutes keeps room for start-up and install
 PAPER_ITERATIONS, PAPER_DECAY = 23400, 2340  # Wang et al. 2018's MNIST budget
 
 
@@ -175,13 +181,35 @@ class Check:
         return {"status": status, "figures": figures, "rows": results,
                 "headline": {k: v for k, v in figures.items() if not k.endswith(("_s", "_peak_mb"))}}
 
+    def captured(self, budget) -> dict:
+        from benchmark.table import add_ratios
+
+        path = self.work / "captured.json"
+        cmd = [sys.executable, "scripts/bench.py", "--only", "captured", "--device", self.args.device, "--json",
+               str(path), "--budget", str(budget - 20)] + \
+            (["--quick", "--threads", "1", "--repeats", "2"] if self.args.tiny else ["--repeats", "10"]) + \
+            (["--in-process"] if self.on_gpu else [])
+        status = self.child(cmd, budget, self.work / "captured.log")
+        rows = json.loads(path.read_text())["results"] if path.exists() else []
+        add_ratios(rows, "wall")
+        done = [r for r in rows if "rel_l2" in r]
+        figures = {f"{r['model']}_{r['init']}_{r['engine']}": {
+            k: r.get(k) for k in ("captured", "eager_seconds", "seconds", "rel_l2", "ops")} for r in done}
+        for f in figures.values():
+            f["speedup"] = f["eager_seconds"] / f["seconds"] if f["seconds"] else None
+        headline = {f"{name} {key}": f[key] for name, f in figures.items() for key in ("speedup", "rel_l2")}
+        return {"status": status, "figures": figures, "rows": rows,
+                "max_rel_l2": max((r["rel_l2"] for r in done), default=None),
+                "all_captured": bool(done) and all(r["captured"] for r in done), "headline": headline}
+
     def mnist_fixed(self, budget) -> dict:
         tiny = ["distill.iterations=20", "distill.decay_every=2", "eval.every=5", "distill.batch_size=128"]
         full = [f"distill.iterations={PAPER_ITERATIONS}", f"distill.decay_every={PAPER_DECAY}", "eval.every=468"]
         run = self.dd_run("mnist_fixed", ["experiment=mnist_fixed_10", "dataset=mnist_offline",
                                           *(tiny if self.args.tiny else full)], budget)
         run["figures"] = {"seconds_to_90": time_to(run["curve"], 0.90), "test_acc": run.get("test/acc_mean"),
-                          "distill_seconds": run.get("distill/seconds"), "s_per_iteration": run["s_per_iteration"]}
+                          "distill_seconds": run.get("distill/seconds"), "s_per_iteration": run["s_per_iteration"],
+                          "cuda_graph": run["cuda_graph"]}
         run["headline"] = {**run["figures"], "best val acc": max((p["val_acc"] for p in run["curve"]), default=None)}
         return run
 
@@ -205,6 +233,7 @@ class Check:
             status = status if run["status"] in ("ok", "timeout") else run["status"]
         vmap, unroll = (out["runs"][e]["s_per_iteration"] for e in ("vmap", "unroll"))
         out["headline"] = {"s/it vmap": vmap, "s/it unroll": unroll,
+                           **{f"cuda_graph {e}": out["runs"][e]["cuda_graph"] for e in ("vmap", "unroll")},
                            "vmap speed-up": unroll / vmap if vmap and unroll else None,
                            f"projected {iterations} it (vmap), s": out["runs"]["vmap"]["projected_seconds"]}
         return {"status": status, **out}

@@ -10,7 +10,7 @@ import sys
 
 from conftest import REPO, SHARED_DATA, shared_data
 
-SECTIONS = ["imports", "cuda_tests", "bench", "mnist_fixed", "mnist_random", "agnews"]
+SECTIONS = ["imports", "cuda_tests", "bench", "captured", "mnist_fixed", "mnist_random", "agnews"]
 
 
 def test_tiny_gpu_check_writes_every_section(tmp_path):
@@ -31,8 +31,11 @@ def test_tiny_gpu_check_writes_every_section(tmp_path):
     bench = sections["bench"]["figures"]
     assert 0.99 < bench.get("cosine_minilm-pretrained", 0.995) <= 1.0 and "vmap_speedup_T10_nets4" in bench
     assert bench["distilbert-tiny_unroll_bf16_tflops"] > 0 and bench["distilbert-tiny_unroll_bf16_bf16_speedup"] > 0
+    captured = sections["captured"]  # a CPU: the step on static buffers, eagerly, equals eager exactly
+    assert captured["max_rel_l2"] == 0.0 and not captured["all_captured"] and len(captured["figures"]) == 2
     fixed = sections["mnist_fixed"]
     assert fixed["finished"] and [p["iteration"] for p in fixed["curve"]] == [5, 10, 15, 20]
+    assert fixed["figures"]["cuda_graph"].startswith("auto: the outer step runs eagerly (the device is cpu")
     for engine in ("vmap", "unroll"):
         run = sections["mnist_random"]["runs"][engine]
         assert run["s_per_iteration"] > 0 and run["projected_seconds"] > 0
@@ -40,8 +43,8 @@ def test_tiny_gpu_check_writes_every_section(tmp_path):
     for name in SECTIONS:
         assert f"| {name} | " in table
     targets = [t for t in record["targets"]]
-    assert len(targets) == 6 and all(t["verdict"] in ("n/a (not a GPU)", "not measured") for t in targets)
-    assert table.count("| target | ") == 6
+    assert len(targets) == 7 and all(t["verdict"] in ("n/a (not a GPU)", "not measured") for t in targets)
+    assert table.count("| target | ") == 7
 
 
 def test_pack_carries_data_and_a_half_precision_minilm(tmp_path):

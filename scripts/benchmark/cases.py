@@ -177,8 +177,11 @@ def measure(case: dict) -> dict:
     configure_backends(deterministic=False)  # the flags a dd-run run uses (GPU: TF32 for fp32, cuDNN benchmark)
     try:
         from benchmark.artefacts import run_case
+        from benchmark.captured import captured_case
 
-        return {"engine": engine_case, "eval": eval_case, "cosine": cosine_case, "run": run_case}[case["kind"]](case)
+        kinds = {"engine": engine_case, "eval": eval_case, "cosine": cosine_case, "run": run_case,
+                 "captured": captured_case}
+        return kinds[case["kind"]](case)
     except Skip as e:
         return {"skipped": f"skipped: {e}"}
     except torch.OutOfMemoryError as e:

@@ -88,6 +88,10 @@ def plan(args) -> list:
                                           overrides=["distill.ipc=4", "distill.seq_len=16"]))
     if "step" in args.only:
         cases += step_cases(quick, getattr(args, "against", None))
+    if "captured" in args.only:
+        from benchmark.captured import captured_cases
+
+        cases += captured_cases(quick)
     if "artefacts" in args.only:
         from benchmark.artefacts import artefact_cases
 

@@ -64,6 +64,8 @@ def describe(r: dict) -> tuple:
             knobs += [f"init={r.get('init')}", f"malloc={r.get('allocator')}"] + ([f"@{r['ref']}"] if r.get("ref") else [])
         what = " ".join([r["engine"], r["precision"], *knobs])
         shape = f"T={r['T']} nets={r['nets']}"
+    elif r["kind"] == "captured":
+        what, shape = f"{r['engine']} captured vs eager (init={r['init']})", f"T={r['T']} nets={r['nets']}"
     elif r["kind"] == "eval":
         what, shape = f"eval {r['mode']} {r['precision']}", f"{r['nets']} nets, 100 images x 3 epochs"
     else:
@@ -88,6 +90,10 @@ def print_table(results: list, title: str) -> None:
         note = r.get("skipped") or r.get("error") or r.get("note", "")
         if r["kind"] == "cosine" and "cosine" in r:
             note = f"cosine {r['cosine']:.4f}" + (f"; fp32: {r['ops_fp32']:,} ops" if "ops_fp32" in r else "")
+        if r["kind"] == "captured" and "rel_l2" in r:
+            how = "replayed" if r["captured"] else "static buffers, eager (no CUDA graph)"
+            note = (f"{how}: {r['eager_seconds'] / r['seconds']:.2f}x eager ({r['eager_seconds']:.4f} s); "
+                    f"meta-gradient rel. L2 {r['rel_l2']:.1e}")
         if "bf16_speedup" in r:
             note = f"{r['bf16_speedup']:.2f}x the same engine in fp32"
         if "tflops" in r:
