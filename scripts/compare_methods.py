@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -44,6 +45,8 @@ from omegaconf import OmegaConf
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from reproduce_runs import import_hint, machine
 
 from dd_runner.core.progress import accuracy_cell as pct
 
@@ -105,8 +108,11 @@ def write_tables(root: Path, tables, notes) -> None:
     root.mkdir(parents=True, exist_ok=True)
     (root / "table.md").write_text("\n".join(lines + list(notes)).rstrip() + "\n")
     (root / "table.json").write_text(json.dumps({"tables": [{"title": t, "columns": list(c), "rows": r}
-                                                            for t, c, r in tables], "notes": list(notes)}, indent=2))
+                                                            for t, c, r in tables], "notes": list(notes),
+                                                 "command": shlex.join(["python", "scripts/compare_methods.py", *sys.argv[1:]]),
+                                                 "machine": machine()}, indent=2))
     print(f"written: {root / 'table.md'}, {root / 'table.json'}")
+    print(import_hint(root.name, root / "table.json"))
 
 
 def main() -> None:

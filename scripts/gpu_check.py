@@ -291,6 +291,7 @@ def main() -> None:
         if name in args.only.split(","):
             check.section(name, getattr(check, name))
     print((args.out / "gpu_check.md").read_text())
+    print(f"into the docs: python scripts/results_pages.py --import gpu_check {args.out / 'gpu_check.json'}")
 
 
 if __name__ == "__main__":

@@ -139,11 +139,11 @@ def main() -> None:
             "per seed": ", ".join(f"{v:.1f}" for v in values), "seeds": str(len(values)),
             "lr": "learned" if key == "test" else "-" if lr in (None, "-") else (f"{lr:g}" if isinstance(lr, (int, float)) else str(lr)),
             **provenance(first, training_budget if "full_data" in key else budget_of_row(key)),
-            "command": provenance(first)["command"].replace(f"seed={found[0][0]}", "seed=" + "|".join(str(s) for s, _ in found)),
             "sources": [{"dir": str(r.out), "key": f"{key}/ppl_mean", "value": r.metrics[f"{key}/ppl_mean"]} for _, r in found],
         })
     notes = [f"Pretraining (AG News text, mode=train): `{pretrained.command}`, {provenance(pretrained)['wall']}, "
              f"held-out AG News next-token accuracy {100 * pretrained.get('test/acc', 0.0):.1f}%."] if pretrained else []
+    notes.append("The command is the first seed's; the others change seed=S and the run directory's _seedS.")
     notes.append("Perplexity of the english_quotes test split (lower is better); std over seeds (each seed: its own "
                  "synthetic set, random quotes and data order); lr: the fixed lr the baseline tuned on validation "
                  "('learned': the distilled set's own step sizes).")

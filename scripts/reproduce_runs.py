@@ -153,7 +153,13 @@ class Reproduction:
         (self.dir / "table.json").write_text(json.dumps(payload, indent=2))
         print(markdown)
         print(f"written: {self.dir / 'table.md'}, {self.dir / 'table.json'}")
+        print(import_hint(self.name, self.dir / "table.json"))
         return markdown
+
+
+def import_hint(record: str, table: Path) -> str:
+    """The command that puts a finished table into the docs' results pages (docs/results/, one record each)."""
+    return f"into the docs: python scripts/results_pages.py --import {record} {table}"
 
 
 # --- cells of a row: the provenance columns every table carries -------------------------------------
