@@ -18,6 +18,8 @@ from __future__ import annotations
 import shlex
 from typing import Dict, List, Sequence, Tuple
 
+from benchmark.runbook import fmt as number  # the GPU check's own formatting of its figures
+
 PROVENANCE = ("command", "split", "budget", "wall", "machine")
 # columns that name what a row is (not what it measured): a row's identity across imports
 LABELS = ("setting", "variant", "init", "labels", "held-out quotes", "model", "distilled on", "ipc", "set")
@@ -139,18 +141,8 @@ def render_compare(entries: Sequence[dict]) -> str:
 
 
 # --- gpu_check: the newest check, whole ---------------------------------------------------------------
-def number(value, unit: str = "") -> str:
-    if value is None:
-        return "-"
-    if unit == "%":
-        return f"{100 * value:.1f}%"
-    if unit == "x":
-        return f"{value:.2f}x"
-    if unit == "s<":
-        return f"{value:.1f} s"
-    if unit == "s":
-        return f"{value:.0f}"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+def seconds(section: dict) -> str:
+    return "-" if section.get("seconds") is None else f"{section['seconds']:.0f}"
 
 
 def render_gpu_check(entries: Sequence[dict]) -> str:
@@ -165,7 +157,7 @@ def render_gpu_check(entries: Sequence[dict]) -> str:
         for i, (key, value) in enumerate(shown.items()):
             first = i == 0
             rows.append([name if first else "", section["status"] if first else "",
-                         number(section.get("seconds"), "s") if first else "", key, number(value)])
+                         seconds(section) if first else "", key, number(value)])
     lines += table(["section", "status", "seconds", "figure", "value"], rows) + [""]
     goals = []
     for t in e.get("targets", []):
