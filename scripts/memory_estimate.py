@@ -23,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import rich
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,14 +72,26 @@ def measure(overrides):
     return est, measured
 
 
+def machine() -> str:
+    """'AMD EPYC, 2 cores, 23 GB' (Linux), else the platform's name and core count."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        name = next(line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name"))
+        memory = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                      if line.startswith("MemTotal:"))
+        return f"{name}, {os.cpu_count()} cores, {memory / 1e6:.0f} GB"
+    except (OSError, StopIteration, ValueError):
+        return f"{platform.machine()}, {os.cpu_count()} cores"
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default="", help="run the cases whose name contains this text")
     args = parser.parse_args(argv)
     os.environ.setdefault("DD_RUNNER_SHARED_DATA", str(SHARED))
     torch.set_num_threads(1)
-    cpu = platform.processor() or platform.machine()
-    print(f"{datetime.date.today()}, {cpu}, {os.cpu_count()} cores, torch {torch.__version__}, one thread; "
+    rich.reconfigure(stderr=True)  # progress bars to stderr: stdout is the table alone
+    print(f"{datetime.date.today()}, {machine()}, torch {torch.__version__}, one thread; "
           f"`python scripts/memory_estimate.py{' --only ' + args.only if args.only else ''}`; every case: "
           f"{' '.join(BASE)}\n")
     print("| case | phase | estimate (MiB, lower bound) | measured peak rise (MiB) | measured / estimate |")

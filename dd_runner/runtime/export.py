@@ -171,7 +171,7 @@ def export(run_dir: Path, to: Path, repo: str = "") -> Path:
     d = load_distilled(run_dir / "distilled.safetensors")
     if "config" not in d.metadata:
         raise DataError(f"{run_dir}/distilled.safetensors predates self-contained sets (no config in its header): re-run it")
-    metrics = read_json(run_dir / "metrics.json", hint=f"finish the run again with `dd-run resume={run_dir}` after deleting it")
+    metrics = read_json(run_dir / "metrics.json", hint=f"delete it and finish the run from its last checkpoint with dd-run resume={run_dir}")
     try:
         to.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{to.name}.", dir=to.parent))

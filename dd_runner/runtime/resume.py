@@ -97,7 +97,7 @@ def prior_run(out: Path, cfg, explicit_resume: bool) -> Dict[str, object]:
                           f"continue it with dd-run resume={out} [overrides], or choose another output_dir")
     metrics = out / "metrics.json"
     if metrics.is_file() and meta.get("config_hash") == config_hash(cfg):
-        finished = read_json(metrics, hint=f"delete it to evaluate the run again from its checkpoint (dd-run resume={out})")
+        finished = read_json(metrics, hint=f"delete it and finish the run from its last checkpoint with dd-run resume={out}")
         return {"metrics": finished, "checkpoint_meta": meta}
     return {"checkpoint_meta": meta}
 
