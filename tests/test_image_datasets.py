@@ -197,6 +197,12 @@ def test_an_empty_class_folder_is_named(tmp_path):
     with pytest.raises(DataError) as e:
         load_data(folder_cfg(root).dataset)
     assert f"{root / 'zebra'} holds no images" in one_line(e)
+    split = tmp_path / "split"  # train/ and test/ folders: each one's classes are checked
+    image_folder(split / "train", per_class=2), image_folder(split / "test", per_class=2)
+    (split / "test" / "zebra").mkdir()
+    with pytest.raises(DataError) as e:
+        load_data(folder_cfg(split, "dataset.test_split=test").dataset)
+    assert f"{split / 'test' / 'zebra'} holds no images" in one_line(e)
 
 
 def test_an_unknown_column_is_named(parquet):
