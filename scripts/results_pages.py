@@ -81,9 +81,10 @@ def write_pages() -> None:
 
 
 # --- --import -------------------------------------------------------------------------------------
-def portable(text: str) -> str:
+def portable(text: str, out: Path = None) -> str:
     """Paths of this machine as readers can use them: the MiniLM stand-in as $MINILM, the shared data as
-    $DD_RUNNER_SHARED_DATA, this checkout's own paths relative to it."""
+    $DD_RUNNER_SHARED_DATA, this checkout's own paths relative to it, and a script's --out folder elsewhere
+    (`out`, the parent of the table's folder) as OUT."""
     from dd_runner.data.hub import minilm_stand_in
 
     minilm = minilm_stand_in()
@@ -95,6 +96,8 @@ def portable(text: str) -> str:
         text = text.replace(str(Path(shared).resolve()), "$DD_RUNNER_SHARED_DATA").replace(shared, "$DD_RUNNER_SHARED_DATA")
     for root in {str(REPO), str(Path.cwd())}:
         text = text.replace(root + "/", "")
+    if out is not None and out.is_absolute():
+        text = text.replace(str(out), "OUT")
     return text
 
 
@@ -110,7 +113,7 @@ def covered(old: dict, new: dict) -> bool:
 
 
 def import_table(name: str, source: Path, date: str = None) -> None:
-    entry = json.loads(portable(source.read_text()))
+    entry = json.loads(portable(source.read_text(), source.resolve().parent.parent))
     kind = layout(entry)
     if kind == "gpu_check":
         meta = entry["meta"]

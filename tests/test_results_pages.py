@@ -95,6 +95,12 @@ def test_paths_of_this_machine_become_portable(docs, tmp_path, monkeypatch):
     assert str(tmp_path) not in page and "site-packages" not in page
 
 
+def test_a_table_written_outside_the_checkout_names_its_folder_out(docs, tmp_path):
+    table = reproduce_table(tmp_path / "elsewhere", "mnist", [("fixed init", "85.3", [])])
+    results_pages.import_table("demo", table, "2026-12-06")
+    assert "output_dir=OUT/mnist/runs/x`" in shown(docs) and str(tmp_path) not in shown(docs)
+
+
 def test_check_finds_a_hand_edited_table_and_a_record_no_page_shows(docs, tmp_path):
     results_pages.import_table("demo", reproduce_table(tmp_path, "mnist", [("fixed init", "85.3", [])]), "2026-12-06")
     page = docs / "demo.md"
