@@ -71,7 +71,7 @@ def fake_glibc(monkeypatch):
 def test_auto_raises_the_three_thresholds_once(fake_glibc):
     said = allocator.configure("auto")
     assert "keeps freed blocks" in said
-    assert fake_glibc.calls == [(-3, 256 << 20), (-1, 1 << 30), (-2, 256 << 20)]
+    assert fake_glibc.calls == [(-3, 2**31 - 1), (-1, -1), (-2, 256 << 20)]
     assert allocator.configure("auto") == said and len(fake_glibc.calls) == 3  # a sweep's next run: done
     assert allocator.configure("system") == said  # mallopt cannot be undone: it says what is in force
 

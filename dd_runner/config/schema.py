@@ -176,8 +176,8 @@ class Config:
     allocator: str = option("auto", "Host memory allocator. auto: on Linux with glibc, raise malloc's mmap and "
                             "trim thresholds at the start of a run, so that the large blocks an outer step "
                             "frees are kept for the next step instead of being unmapped and faulted in again "
-                            "(on a CPU: no minor page faults per step, 30-45% less CPU time for LeNet); freed "
-                            "heap up to 1 GiB then stays resident. It applies to the whole process from the "
+                            "(on a CPU: no minor page faults per step, less CPU time: docs/performance.md); "
+                            "the resident size then stays near the run's peak. It applies to the whole process from the "
                             "first run that sets it, and does nothing elsewhere or when MALLOC_*_ / "
                             "GLIBC_TUNABLES are set in the environment. system: leave malloc as it is.",
                             choices="dd_runner.core.allocator:ALLOCATORS")

@@ -5,9 +5,10 @@ gradients) again and again. glibc's malloc serves blocks over its mmap threshold
 adjusted on the fly) with fresh mmap()s and returns them with munmap(), and trims the top of its heap
 past 128 KiB: every step the kernel maps, zeroes and unmaps the same memory again, ~44,000 minor page
 faults per LeNet outer step (MNIST fixed init, real batch 1,024). Raising the thresholds keeps freed
-blocks in the heap for the next step: no page faults, 35-45% less CPU time per step
-(docs/performance.md). The price is memory: up to M_TRIM_THRESHOLD of freed heap stays resident
-between peaks instead of going back to the system.
+blocks in the heap for the next step: no page faults, about a third less CPU time per step
+(docs/performance.md). The price is memory: freed heap stays resident instead of going back to the
+system, so the resident size stays near the run's peak (dd_runner.core.memory hands it back with
+malloc_trim when a phase - distillation, evaluation - starts).
 
 `allocator=auto` (the default) does this through mallopt() on glibc; elsewhere (macOS, musl) and with
 `allocator=system` nothing changes. Thresholds the user set in the environment (MALLOC_*_ or
@@ -18,18 +19,17 @@ affects later allocations, so it runs at the start of a run, before data and mod
 from __future__ import annotations
 
 import ctypes
-import logging
 import os
 import platform
 from typing import Optional
 
-log = logging.getLogger(__name__)
-
 ALLOCATORS = ("auto", "system")
-# mallopt parameter numbers (glibc malloc.h) and the values: big blocks come from the heap, freed heap
-# stays until 1 GiB is free at its top, and each heap growth asks for 256 MiB more than it needs.
+# mallopt parameter numbers (glibc malloc.h) and the values: blocks under 2 GiB come from the heap (a
+# GPT-Neo's logits for 64 real sequences of 64 tokens alone are 500 MB), the heap is never trimmed on its
+# own (-1: a trim threshold under the peak would hand a step's memory back after every step), and each
+# heap growth asks for 256 MiB more than it needs.
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
-SETTINGS = ((M_MMAP_THRESHOLD, 256 << 20), (M_TRIM_THRESHOLD, 1 << 30), (M_TOP_PAD, 256 << 20))
+SETTINGS = ((M_MMAP_THRESHOLD, 2**31 - 1), (M_TRIM_THRESHOLD, -1), (M_TOP_PAD, 256 << 20))
 USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "GLIBC_TUNABLES")
 
 _applied: Optional[str] = None  # what configure() did in this process (mallopt cannot be undone)
@@ -64,5 +64,5 @@ def configure(mode: str) -> str:
         return "system malloc (not glibc: allocator=auto changes nothing here)"
     if not all(libc.mallopt(param, value) == 1 for param, value in SETTINGS):
         return "system malloc (glibc refused the raised thresholds)"
-    _applied = "glibc malloc keeps freed blocks for reuse (mmap threshold 256 MiB, trim threshold 1 GiB)"
+    _applied = "glibc malloc keeps freed blocks for reuse (mmap threshold 2 GiB, no trimming)"
     return _applied
