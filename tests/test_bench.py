@@ -7,6 +7,9 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from conftest import REPO, SHARED_DATA, shared_data
 
@@ -49,3 +52,44 @@ def test_a_case_set_up_twice_builds_the_same_network_and_set(monkeypatch):
     assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
     assert all(torch.equal(a, b) for a, b in zip(theta_a, theta_b))
     assert all(torch.equal(a, b) for a, b in zip(synth_a, synth_b))
+
+
+def test_a_step_case_counts_operations_faults_and_autograd_nodes(monkeypatch):
+    """The step section's figures for MNIST fixed init at a small real batch: ATen operations per outer step
+    (the same on every machine: the count is exact), the operators and autograd nodes they come from, minor
+    page faults and CPU time per step."""
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    from benchmark.cases import measure
+
+    shared_data("mnist")
+    monkeypatch.setenv("DD_RUNNER_SHARED_DATA", str(SHARED_DATA))
+    case = dict(section="step", kind="engine", model="lenet", init="fixed", steps=1, T=3, nets=1, batch=64,
+                engine="unroll", precision="fp32", overrides=[], ops=True, allocator="system", device="cpu",
+                threads=1, repeats=2)
+    result = measure(case)
+    assert sum(n for _, n in result["op_table"]) <= result["ops"]
+    assert 500 < result["ops"] < 2000 and dict(result["op_table"])["convolution"] > 0
+    nodes = dict(result["op_nodes"])
+    assert "ConvolutionBackward0" in nodes or "ConvolutionBackwardBackward0" in nodes
+    assert result["faults_per_step"] >= 0 and 0 < result["cpu_seconds"] <= result["cpu_median"]
+
+
+def test_against_measures_a_case_with_dd_runner_at_a_commit(monkeypatch):
+    """--against REF stages dd_runner (and its configs) at REF and measures the case with it: here REF is
+    HEAD, so both sides count the same operations."""
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    import bench
+    from benchmark.against import commit_of, staged
+
+    shared_data("mnist")
+    monkeypatch.setenv("DD_RUNNER_SHARED_DATA", str(SHARED_DATA))
+    head = commit_of("HEAD")
+    assert (Path(staged(head)) / "dd_runner" / "conf" / "config.yaml").is_file()
+    with pytest.raises(ValueError, match="not a commit"):
+        commit_of("no-such-ref")
+    case = dict(section="step", kind="engine", model="lenet", init="fixed", steps=1, T=1, nets=1, batch=32,
+                engine="unroll", precision="fp32", overrides=[], ops=True, allocator="system", device="cpu",
+                threads=1, repeats=1)
+    old, new = bench.run_case({**case, "ref": head}), bench.run_case(case)
+    assert "error" not in old and "error" not in new, (old, new)
+    assert old["ops"] == new["ops"] > 0
