@@ -30,7 +30,10 @@ KNOWN = {"$DD_RUNNER_SHARED_DATA": str(SHARED_DATA)}
 RUN_DIR = "outputs/runs/<date>/<time>"
 FIGURE = re.compile(r"\d[\d,]*\.\d+|\d{1,3}(?:,\d{3})+|\d{4}-\d\d-\d\d")  # decimals, 7,200-style, dates
 ROW = re.compile(r"│\s*(?P<name>[^│]+?)\s*│\s*(?P<acc>[\d.]+) ± (?P<std>[\d.]+) %\s*│\s*(?P<nets>\d+)\s*│\s*(?P<lr>\S+)\s*│")
-TOLERANCE = 3.0  # accuracy points: float rounding differs across CPUs, and 600 outer iterations amplify it
+# Accuracy points, as the README states them: rows trained with learned lrs follow 600 outer steps of a
+# fixed-init loop that swings by several points (float rounding differs across CPUs and amplifies there);
+# the baselines do not depend on the distillation.
+TOLERANCE = {"learned": 5.0, "tuned": 1.0}
 
 
 def page_id(page: Path) -> str:
@@ -193,7 +196,8 @@ def test_the_readme_first_run_prints_what_the_readme_shows(tmp_path):
     assert list(printed) == list(shown), proc.stdout[-3000:]
     for name, (acc, nets, lr) in shown.items():
         assert printed[name][1:] == (nets, lr), name
-        assert abs(printed[name][0] - acc) <= TOLERANCE, f"{name}: printed {printed[name][0]}, README {acc}"
+        allowed = TOLERANCE["learned" if lr == "learned" else "tuned"]
+        assert abs(printed[name][0] - acc) <= allowed, f"{name}: printed {printed[name][0]}, README {acc}"
     run_dir = next((tmp_path / "outputs" / "runs").glob("*/*"))
     snippet = next(b for b in blocks(README) if b.lang == "python").body.replace(RUN_DIR, str(run_dir.relative_to(tmp_path)))
     said = re.search(r"`(?P<a>[\d.]+) (?P<b>[\d.]+)` for the run above", first_run)
@@ -202,4 +206,4 @@ def test_the_readme_first_run_prints_what_the_readme_shows(tmp_path):
     retrained, recorded = map(float, out.stdout.split())
     assert retrained == pytest.approx(recorded, abs=1e-3)  # the file alone reproduces the run's figure
     assert recorded * 100 == pytest.approx(printed["distilled"][0], abs=0.01)
-    assert abs(recorded - float(said["b"])) * 100 <= TOLERANCE and said["a"] == said["b"]
+    assert abs(recorded - float(said["b"])) * 100 <= TOLERANCE["learned"] and said["a"] == said["b"]
