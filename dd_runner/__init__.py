@@ -12,8 +12,8 @@ __version__ = "0.1.0"
 
 
 def load_distilled(path):
-    """Load a `distilled.safetensors` written by dd-run (see dd_runner.synthetic.distilled.DistilledSet)."""
-    from dd_runner.synthetic.distilled import load_distilled as _load
+    """Load a `distilled.safetensors` written by dd-run (see dd_runner.reuse.distilled.DistilledSet)."""
+    from dd_runner.reuse.distilled import load_distilled as _load
 
     return _load(path)
 

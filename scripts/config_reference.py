@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from dd_runner.config.reference_markdown import reference_markdown
+from dd_runner.cli.reference_markdown import reference_markdown
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "reference" / "config.md"
 

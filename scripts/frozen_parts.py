@@ -25,8 +25,8 @@ from omegaconf import OmegaConf
 
 from dd_runner.models.inits import InitSampler
 from dd_runner.models.learner import sgd_update
-from dd_runner.synthetic import reuse
-from dd_runner.synthetic.distilled import load_distilled
+from dd_runner.reuse import network
+from dd_runner.reuse.distilled import load_distilled
 
 PARTS = ("all", "head only", "body only")
 
@@ -59,7 +59,7 @@ def main() -> None:
         raise SystemExit("frozen_parts: text classification runs only (a pretrained body with a new head)")
     cfg = OmegaConf.load(args.run / "config.yaml")
     module = distilled.model()
-    learner = reuse.learner_for(module, distilled.metadata)
+    learner = network.learner_for(module, distilled.metadata)
     head = set(learner.redrawn)
     if not head:
         raise SystemExit("frozen_parts: this model has no re-drawn head (init=fixed, or pretrained without resample)")

@@ -24,7 +24,7 @@ from dd_runner.core.device import Precision
 from dd_runner.data import load_data
 from dd_runner.models import build_learner
 from dd_runner.models.inits import InitSampler
-from dd_runner.synthetic.distilled import load_distilled
+from dd_runner.reuse.distilled import load_distilled
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ import gzip
 import pytest
 import torch
 
-from dd_runner.cli import describe
+from dd_runner.cli.main import describe
 from dd_runner.core.errors import RunError, local_path
 from dd_runner.data.hub import minilm_stand_in
 

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from dd_runner.cli import main
-from dd_runner.config.preflight import job_overrides, preflight
+from dd_runner.cli.main import main
+from dd_runner.cli.preflight import job_overrides, preflight
 from dd_runner.config.validate import validate
 from dd_runner.core.errors import ConfigError
 

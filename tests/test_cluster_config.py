@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from dd_runner.config.plugins import check_plugins, optuna_defaults
-from dd_runner.config.preflight import hydra_dir, job_overrides, preflight
+from dd_runner.cli.preflight import hydra_dir, job_overrides, preflight
 from dd_runner.core.errors import ConfigError
 
 from conftest import REPO

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from dd_runner.config.preflight import preflight
+from dd_runner.cli.preflight import preflight
 from dd_runner.config.validate import validate
 from dd_runner.core.errors import ConfigError
 

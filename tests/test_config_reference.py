@@ -9,9 +9,9 @@ import shlex
 import subprocess
 import sys
 
-from dd_runner.config.help import help_for
-from dd_runner.config.preflight import preflight
-from dd_runner.config.reference_markdown import escape, reference_markdown
+from dd_runner.cli.help import help_for
+from dd_runner.cli.preflight import preflight
+from dd_runner.cli.reference_markdown import escape, reference_markdown
 from dd_runner.config.schema import all_settings
 
 from conftest import REPO

@@ -115,7 +115,7 @@ def test_deterministic_runs_write_identical_artefacts(mnist_overrides, tmp_path)
 
 
 def test_memory_is_freed_between_multirun_jobs(mnist_overrides, tmp_path):
-    from dd_runner.cli import _free_accelerator
+    from dd_runner.cli.main import _free_accelerator
     from dd_runner.run import run
 
     _free_accelerator()

@@ -49,8 +49,8 @@ def known_values() -> dict:
 
 @pytest.mark.parametrize("page", pages(), ids=page_id)
 def test_every_dd_run_line_passes_the_preflight_check(page):
-    from dd_runner.config.help import help_for
-    from dd_runner.config.preflight import preflight
+    from dd_runner.cli.help import help_for
+    from dd_runner.cli.preflight import preflight
 
     failures = []
     for where, line in commands(page):

@@ -9,10 +9,10 @@ from importlib.resources import files
 
 import pytest
 
-from dd_runner.cli import main
+from dd_runner.cli.main import main
 from dd_runner.config.fields import allowed
-from dd_runner.config.help import help_for
-from dd_runner.config.reference import option_description, topic_names
+from dd_runner.cli.help import help_for
+from dd_runner.cli.reference import option_description, topic_names
 from dd_runner.config.schema import DistillConfig, all_settings
 from dd_runner.config.fields import settings
 

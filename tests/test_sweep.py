@@ -130,7 +130,7 @@ SPY = """
 import json, sys
 import wandb
 from wandb.sdk.wandb_run import Run
-from dd_runner.cli import main
+from dd_runner.cli.main import main
 
 calls, real_init, real_finish = [], wandb.init, Run.finish
 

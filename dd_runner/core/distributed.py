@@ -8,7 +8,7 @@ takes the same Adam step and holds the same synthetic set; accuracies are gather
 
 Rank 0 alone writes: artefacts, checkpoints and failure records (`dd_runner.runtime.artefacts` writes nothing on
 other ranks), W&B (`dd_runner.runtime.tracking`), the console and `dd-run.log`. All ranks share rank 0's run
-directory (decided before Hydra starts, see `dd_runner.config.preflight.shared_hydra_dirs`) and restore the same checkpoint.
+directory (decided before Hydra starts, see `dd_runner.cli.preflight.shared_hydra_dirs`) and restore the same checkpoint.
 
 Without torchrun (WORLD_SIZE unset or 1) every function here is the single-process identity.
 """

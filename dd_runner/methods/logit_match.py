@@ -84,6 +84,9 @@ class KLSelection:
 def logit_match(ctx: RunContext) -> Distilled:
     cfg, d, e, learner = ctx.cfg, ctx.cfg.distill, ctx.cfg.eval, ctx.learner
     synth = make_synthetic(cfg, ctx.data, learner, cfg.seed)                                   # 2
+    # No inner step, so no step size is learned: the set is judged, like every set without learned lrs, at
+    # the fixed lr of eval.lr_grid that is best on validation (not at distill.init_lr, which it never moved).
+    synth.raw_lrs.requires_grad_(False)
     count, S = synth.steps * synth.examples_per_step, d.seq_len
     pools = {role: fixed_length(getattr(ctx.data, role), S) for role in ("train", "val", "test")}  # 1
     if len(pools["train"]) < count:

@@ -24,9 +24,9 @@ from dd_runner.core import distributed
 from dd_runner.core.files import atomic_write_bytes, save_tensors
 from dd_runner.data import zca
 from dd_runner.runtime import portable
-from dd_runner.synthetic import header
+from dd_runner.reuse import header
 
-FORMAT_VERSION = str(header.FORMAT_VERSION)  # the reader (synthetic/header.py) says which versions exist
+FORMAT_VERSION = str(header.FORMAT_VERSION)  # the reader (reuse/header.py) says which versions exist
 
 
 def write_config(path: Path, cfg) -> None:

@@ -1,6 +1,6 @@
 """`dd-export RUN_DIR --to DIR [--push-to-hub REPO]`: a finished run's distilled set as a Hugging Face
 `datasets` folder (parquet + dataset card), loadable with `datasets.load_dataset(DIR)`; `--format dc --to
-FILE`: a .pt file for Zhao et al.'s DatasetCondensation evaluator (synthetic/dc_format.py).
+FILE`: a .pt file for Zhao et al.'s DatasetCondensation evaluator (reuse/dc_format.py).
 
 A row per synthetic example, in training order: images as `Image` (normalisation undone, 8-bit), or text
 as input embeddings plus their nearest vocabulary tokens; the class, the label distribution trained on,
@@ -162,7 +162,7 @@ for epoch in range(epochs):
 
 def export(run_dir: Path, to: Path, repo: str = "") -> Path:
     """Write the folder (complete, or not at all); `repo`: the Hub repository it will be pushed to (for the card)."""
-    from dd_runner.synthetic.distilled import load_distilled
+    from dd_runner.reuse.distilled import load_distilled
 
     run_dir, to = Path(run_dir), Path(to)
     check_run_dir(run_dir)
@@ -204,7 +204,7 @@ def export_dc(run_dir: Path, to: Path) -> Path:
     import io
 
     from dd_runner.core.files import atomic_write_bytes
-    from dd_runner.synthetic.distilled import load_distilled
+    from dd_runner.reuse.distilled import load_distilled
 
     run_dir, to = Path(run_dir), Path(to)
     check_run_dir(run_dir)

@@ -1,7 +1,7 @@
 """What makes `distilled.safetensors` self-contained: the initial weights the set was distilled for, the
 resolved config (model, normalisation, labels, schedule), the evaluation protocol and provenance.
 
-`dd_runner.synthetic.distilled.DistilledSet` reads these back (`model()`, `train()`, `evaluate()`), so a
+`dd_runner.reuse.distilled.DistilledSet` reads these back (`model()`, `train()`, `evaluate()`), so a
 set can be reused and its figure reproduced without a run directory or dd-run internals.
 
 theta_0 (fixed and pretrained init, and the fixed body of a transformer under any init) is stored as the

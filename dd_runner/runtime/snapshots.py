@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from dd_runner.core import distributed
+from dd_runner.data import zca
 from dd_runner.runtime.artefacts import save_distilled
 from dd_runner.runtime.portable import portable_metadata
 
@@ -27,11 +28,9 @@ MAX_SHOWN = 20  # examples per row of evolution.png and of the W&B grid
 
 
 def display_images(x: torch.Tensor, data, limit: int = MAX_SHOWN) -> torch.Tensor:
-    """The first `limit` images of a set's data (steps, n, C, H, W) in [0, 1] (normalisation undone)."""
-    mean = torch.tensor(data.normalisation.get("mean") or [0.0]).view(-1, 1, 1)
-    std = torch.tensor(data.normalisation.get("std") or [1.0]).view(-1, 1, 1)
-    x = x.detach().float().cpu().flatten(0, 1)[:limit]
-    return (x * std + mean).clamp(0, 1)
+    """The first `limit` images of a set's data (steps, n, C, H, W) in [0, 1] (normalisation or whitening
+    undone, as in images.png)."""
+    return zca.to_pixels(x.detach().flatten(0, 1)[:limit], data.normalisation, getattr(data, "whitening", {}))
 
 
 def image_row(images: torch.Tensor) -> "numpy.ndarray":  # noqa: F821
@@ -74,7 +73,7 @@ def saved_points(directory: Path) -> List[Tuple[int, Path]]:
 def write_evolution(out: Path, data, learner, kept_iteration: Optional[int]) -> Optional[Path]:
     """evolution.png from the snapshots on disk: a row per validation point, labelled with its iteration
     and validation accuracy; the kept set's row is marked. None when there are no snapshots."""
-    from dd_runner.synthetic.distilled import load_distilled
+    from dd_runner.reuse.distilled import load_distilled
 
     points = saved_points(Path(out) / SNAPSHOTS)
     if not points or not distributed.is_main():

@@ -26,8 +26,8 @@ from torch import nn
 from dd_runner.core.errors import DataError
 from dd_runner.data.bundle import Split
 from dd_runner.models.learner import Step
-from dd_runner.synthetic import replay, reuse
-from dd_runner.synthetic.header import check_header
+from dd_runner.reuse import network, replay
+from dd_runner.reuse.header import check_header
 from dd_runner.synthetic.set import fixed_steps
 
 CORE = ("data", "targets", "lrs", "classes", "teacher_probs")
@@ -117,8 +117,8 @@ class DistilledSet:
         option = self._arch(arch)
         if option is not None:
             spec = self.protocol["models"][option]["model"]
-            return reuse.other_architecture(self.metadata, option, spec, self.data, self.targets, seed, device)
-        return reuse.build_network(self.metadata, self.initial_state, self.data, self.targets, seed, device)
+            return network.other_architecture(self.metadata, option, spec, self.data, self.targets, seed, device)
+        return network.build_network(self.metadata, self.initial_state, self.data, self.targets, seed, device)
 
     def steps(self) -> List[Step]:
         """The steps x epochs inner steps in training order, with the learned lrs (for your own loop)."""
@@ -158,11 +158,11 @@ class DistilledSet:
         -(y * log_softmax(logits)).sum(-1).mean() (no augmentation, momentum or tuned lr)."""
         if forward is not None:
             return self._train_plain(model, forward)
-        learner = reuse.learner_for(model, self.metadata)
-        steps, momentum, weight_decay = self.schedule(learner.device, arch or getattr(model, reuse.ARCH_ATTRIBUTE, None))
+        learner = network.learner_for(model, self.metadata)
+        steps, momentum, weight_decay = self.schedule(learner.device, arch or getattr(model, network.ARCH_ATTRIBUTE, None))
         params = learner.params_from_state(dict(model.named_parameters()))
         trained = learner.train_on_steps(params, steps, momentum, weight_decay)
-        return reuse.load_into(model, learner.as_dict(trained))
+        return network.load_into(model, learner.as_dict(trained))
 
     def _arch(self, arch: Optional[str]) -> Optional[str]:
         """None for the distillation architecture, else an eval.models one the header knows."""
@@ -176,7 +176,7 @@ class DistilledSet:
     def evaluate(self, model: nn.Module, data, batch_size: Optional[int] = None) -> Dict[str, float]:
         """Metrics of `model` on `data` (a Split from `test_data()`, or (inputs, labels) tensors in the
         model's input space): {"acc", "loss"} (language models also "ppl"), as the run measured them."""
-        learner = reuse.learner_for(model, self.metadata)
+        learner = network.learner_for(model, self.metadata)
         split = data if isinstance(data, Split) else Split(*data)
         params = learner.params_from_state(dict(model.named_parameters()))
         return learner.evaluate(params, split, batch_size or int(self.protocol.get("batch_size", 1024)))
@@ -202,7 +202,7 @@ class DistilledSet:
         dsa_strategy, dsa_param, dc_aug_param, epoch_eval_train, lr_net, batch_train, ...), the dataset's
         channel / im_size / num_classes / class_names / mean / std, `data` = [[image_syn, label_syn]] as
         DC's own result files hold them, and `notes`: what DC's evaluator does differently (dc_format.py)."""
-        from dd_runner.synthetic.dc_format import dc_payload
+        from dd_runner.reuse.dc_format import dc_payload
 
         return dc_payload(self)
 
@@ -249,5 +249,5 @@ def load_distilled(path: Union[str, Path]) -> DistilledSet:
     return DistilledSet(data=data, targets=tensors["targets"], lrs=tensors["lrs"].expand(data.shape[0] * epochs),
                         classes=tensors["classes"], epochs=epochs, metadata=metadata,
                         teacher_probs=tensors.get("teacher_probs"),
-                        extras={k: v for k, v in tensors.items() if k not in CORE and not k.startswith(reuse.INIT_PREFIX)},
-                        initial_state=reuse.read_initial_state(path, metadata, tensors))
+                        extras={k: v for k, v in tensors.items() if k not in CORE and not k.startswith(network.INIT_PREFIX)},
+                        initial_state=network.read_initial_state(path, metadata, tensors))

@@ -3,7 +3,7 @@ so `-cd DIR`, `--config-dir=DIR`, `-c job` mean here what they mean there) and t
 
 The search path of a run is the package's conf/ (pkg://dd_runner.conf), then `--config-dir DIR`, then
 the entries of `hydra.searchpath=[...]`, in that order: the order Hydra builds (the config dir is added
-before the schemas, hydra.searchpath entries after it); the pre-flight check (dd_runner.config.preflight)
+before the schemas, hydra.searchpath entries after it); the pre-flight check (dd_runner.cli.preflight)
 composes on the same path, and `--help` lists the options found there.
 """
 

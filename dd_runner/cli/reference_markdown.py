@@ -1,4 +1,4 @@
-"""docs/reference/config.md: the topics of dd_runner.config.reference as one Markdown page (written and
+"""docs/reference/config.md: the topics of dd_runner.cli.reference as one Markdown page (written and
 checked by scripts/config_reference.py; `dd-run --help GROUP` prints the same topics as text)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import List
 
-from dd_runner.config.reference import Entry, Topic, all_topics, allowed_text, default_text, methods_text
+from dd_runner.cli.reference import Entry, Topic, all_topics, allowed_text, default_text, methods_text
 
 INTRO = """\
 # Configuration reference

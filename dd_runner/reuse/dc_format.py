@@ -17,7 +17,7 @@ from typing import Dict, List
 import torch
 
 from dd_runner.core.errors import DataError
-from dd_runner.synthetic import replay
+from dd_runner.reuse import replay
 
 # dd-run's image models under the names of DC's get_network (utils.py)
 DC_MODELS = {"mlp": "MLP", "convnet": "ConvNet", "lenet": "LeNet", "alexnet": "AlexNet", "vgg11": "VGG11",

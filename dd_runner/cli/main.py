@@ -93,7 +93,7 @@ def _with_run_dir(argv: List[str], jobs: List) -> List[str]:
     (Hydra creates that directory before the job starts, so it is checked here). The directory is the one
     the composed config holds (`jobs`, from the pre-flight check): quotes removed and ${...} resolved, so
     'output_dir="my runs/a,b"' creates my runs/a,b, not a directory named after the quoted string."""
-    from dd_runner.config.command_line import parse, with_overrides
+    from dd_runner.cli.command_line import parse, with_overrides
     from dd_runner.runtime.run_dir import claim_output_dir, claim_resume_dir
 
     cmd = parse(argv)
@@ -115,16 +115,16 @@ def _with_run_dir(argv: List[str], jobs: List) -> List[str]:
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    from dd_runner.config.command_line import with_overrides
+    from dd_runner.cli.command_line import with_overrides
     from dd_runner.config.plugins import optuna_defaults
-    from dd_runner.config.preflight import preflight, shared_hydra_dirs
+    from dd_runner.cli.preflight import preflight, shared_hydra_dirs
     from dd_runner.core import distributed
     from dd_runner.sweeps.jobs import last_sweep_exit_code
 
     argv = sys.argv[1:] if argv is None else argv
     try:
         if "-h" in argv or "--help" in argv:  # ours, not Hydra's: every option and key, read from the schema
-            from dd_runner.config.help import help_for
+            from dd_runner.cli.help import help_for
 
             print(help_for(argv))
             sys.exit(0)

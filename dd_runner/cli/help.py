@@ -1,6 +1,6 @@
 """`dd-run --help [TOPIC ...] [overrides]`: the config groups with their options, the sections, and for a
 topic (a group, a section, `top`, or one key) every key with its type, default, allowed values, range and
-description. Everything is read from the schema and the conf/ tree (dd_runner.config.reference), and from
+description. Everything is read from the schema and the conf/ tree (dd_runner.cli.reference), and from
 the user's config folders (--config-dir, hydra.searchpath) where the command line names some.
 """
 
@@ -10,7 +10,7 @@ import shutil
 import textwrap
 from typing import List, Sequence
 
-from dd_runner.config.reference import (SCHEMALESS, TOP, Entry, Topic, all_topics, allowed_text, default_text,
+from dd_runner.cli.reference import (SCHEMALESS, TOP, Entry, Topic, all_topics, allowed_text, default_text,
                                         methods_text, topic, topic_names)
 from dd_runner.core.errors import ConfigError, did_you_mean
 
@@ -112,8 +112,8 @@ def overview(search_path: Sequence[str] = ()) -> str:
 def help_for(argv: List[str]) -> str:
     """The help a command line asks for. Words without '=' are topics; overrides (key=value) are checked
     as a run would check them, and --config-dir / hydra.searchpath add the user's options to the lists."""
-    from dd_runner.config.command_line import parse
-    from dd_runner.config.preflight import preflight
+    from dd_runner.cli.command_line import parse
+    from dd_runner.cli.preflight import preflight
 
     rest = [a for a in argv if a not in ("-h", "--help")]
     cmd = parse(rest)

@@ -3,7 +3,7 @@ validate it before Hydra starts, so a typo costs one line and exit code 2 instea
 sweep that fails in job 37).
 
 It composes from the search path Hydra will use (the package's conf/, `--config-dir DIR`,
-`hydra.searchpath=[...]`; see dd_runner.config.command_line), with the config name of `-cn`, so options
+`hydra.searchpath=[...]`; see dd_runner.cli.command_line), with the config name of `-cn`, so options
 kept outside the package are checked like the shipped ones. It applies wherever Hydra composes the job's
 config: a run, a multirun (job by job), `--cfg job|hydra|all`, `--resolve`, `--info`, and `dd-run --help`
 given overrides. Hydra alone handles `--hydra-help`, `--version`, `--shell-completion`,
@@ -15,8 +15,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import List, Optional
 
-from dd_runner.config.command_line import SEARCHPATH, CommandLine, parse, with_overrides
-from dd_runner.config.override_errors import check_deletions, explain, parse_error, sweep_error
+from dd_runner.cli.command_line import SEARCHPATH, CommandLine, parse, with_overrides
+from dd_runner.cli.override_errors import check_deletions, explain, parse_error, sweep_error
 from dd_runner.core.errors import ConfigError
 
 CONFIG_MODULE = "dd_runner.conf"

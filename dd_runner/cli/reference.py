@@ -1,6 +1,6 @@
 """The configuration reference, read from the schema (dd_runner/config/schema.py, schema_groups.py: each
 key's type, default, help, allowed values and range) and the conf/ tree (each group's options and their
-descriptions). `dd-run --help GROUP` prints one `Topic` as text (dd_runner/config/help.py) and
+descriptions). `dd-run --help GROUP` prints one `Topic` as text (dd_runner/cli/help.py) and
 scripts/config_reference.py writes them all as docs/reference/config.md (reference_markdown.py): the
 same topics, so the terminal and the page cannot disagree.
 
