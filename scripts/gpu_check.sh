@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check on a machine without network, as one command (README "Benchmark"):
+# The GPU check on a machine without network, as one command (docs/results/gpu-check.md):
 #   bash scripts/gpu_check.sh OUT [scripts/gpu_check.py options]
 # Installs the carried wheels (.whl/, made here by ../shared/gpu/wheels.sh) into /tmp/site, stages this
 # checkout as an importable package (dd_runner with its configs as dd_runner.conf, what an install would

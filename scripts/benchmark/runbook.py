@@ -91,7 +91,7 @@ def bench_figures(results: List[dict]) -> dict:
 
 
 def targets(sections: Dict[str, dict], on_gpu: bool) -> List[dict]:
-    """The GPU path's targets (issue 19 / README "Benchmark"), each with the measured figure and a verdict
+    """The GPU path's targets (docs/results/gpu-check.md), each with the measured figure and a verdict
     (on a CPU, or at toy sizes, the figures are shown but not judged)."""
     bench = sections.get("bench", {}).get("figures", {})
     fixed = sections.get("mnist_fixed", {}).get("figures", {})
