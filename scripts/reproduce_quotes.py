@@ -94,6 +94,15 @@ def budget_of_row(key: str):
     return (lambda cfg: "- (no fine-tuning)") if key == "baselines/untrained" else budget_of
 
 
+def lr_cell(lrs: list, learned: bool) -> str:
+    """The fixed lr each seed tuned on validation (one figure when they agree); 'learned' for a distilled set
+    trained at its own step sizes, which records no fixed lr."""
+    tuned = [f"{lr:g}" for lr in lrs if isinstance(lr, (int, float))]
+    if not tuned:
+        return "learned" if learned else "-"
+    return tuned[0] if len(set(tuned)) == 1 else ", ".join(tuned)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="CI-sized: tiny model, small slices, a few iterations")
@@ -132,12 +141,11 @@ def main() -> None:
             continue
         values = [r.metrics[f"{key}/ppl_mean"] for _, r in found]
         first = found[0][1]
-        lr = first.get(f"{key}/lr")
         rows.append({
             "held-out quotes": label,
             "perplexity": f"{statistics.fmean(values):.1f}" + (f" ± {statistics.stdev(values):.1f}" if len(values) > 1 else ""),
             "per seed": ", ".join(f"{v:.1f}" for v in values), "seeds": str(len(values)),
-            "lr": "learned" if key == "test" else "-" if lr in (None, "-") else (f"{lr:g}" if isinstance(lr, (int, float)) else str(lr)),
+            "lr": lr_cell([r.get(f"{key}/lr") for _, r in found], learned=key == "test"),
             **provenance(first, training_budget if "full_data" in key else budget_of_row(key)),
             "sources": [{"dir": str(r.out), "key": f"{key}/ppl_mean", "value": r.metrics[f"{key}/ppl_mean"]} for _, r in found],
         })
@@ -145,8 +153,8 @@ def main() -> None:
              f"held-out AG News next-token accuracy {100 * pretrained.get('test/acc', 0.0):.1f}%."] if pretrained else []
     notes.append("The command is the first seed's; the others change seed=S and the run directory's _seedS.")
     notes.append("Perplexity of the english_quotes test split (lower is better); std over seeds (each seed: its own "
-                 "synthetic set, random quotes and data order); lr: the fixed lr the baseline tuned on validation "
-                 "('learned': the distilled set's own step sizes).")
+                 "synthetic set, random quotes and data order); lr: the fixed lr tuned on validation, per seed where "
+                 "the seeds differ ('learned': the distilled set's own step sizes).")
     rep.write(f"english_quotes x GPT-Neo{' (hub: gpt-neo-125M)' if args.hub else ' (offline proxy: small GPT-Neo pretrained on AG News)'}",
               ["held-out quotes", "perplexity", "per seed", "seeds", "lr", "command", "split", "budget", "wall", "machine"],
               rows, results, notes)

@@ -37,11 +37,19 @@ def test_quick_quotes_table_comes_from_finished_runs(tmp_path):
     for row in table["rows"]:
         assert all(row[c] for c in ["perplexity", *PROVENANCE])
         assert row["command"].startswith("`dd-run ") and "output_dir=" in row["command"]
-        values = []
+        values, tuned = [], []
         for source in row["sources"]:  # every figure is a finished run's metrics.json entry
             metrics = json.loads((Path(source["dir"]) / "metrics.json").read_text())
             assert metrics[source["key"]] == source["value"] and source["value"] > 1.0
             values.append(source["value"])
+            lr = metrics.get(source["key"].replace("/ppl_mean", "/lr"))
+            if isinstance(lr, (int, float)):
+                tuned.append(f"{lr:g}")
+        # lr: the fixed lr each seed tuned on validation; "learned" only for sets trained at their own step sizes
+        if "performance matching" in row["held-out quotes"]:
+            assert row["lr"] == "learned" and not tuned
+        elif "logit matching" in row["held-out quotes"] or "random real" in row["held-out quotes"]:
+            assert tuned and row["lr"] in (tuned[0], ", ".join(tuned))
         assert int(row["seeds"]) == len(values) == (1 if "all training quotes" in row["held-out quotes"] else 2)
         assert row["perplexity"].split(" ± ")[0] == f"{statistics.fmean(values):.1f}"
         assert row["per seed"] == ", ".join(f"{v:.1f}" for v in values)
