@@ -4,8 +4,43 @@ in one line, what it loaded or which setting to use instead."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from contextlib import contextmanager
+
+log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=None)
+def cache_only_when_hub_unreachable() -> bool:
+    """When the hub's host (or the https proxy the libraries go through) cannot be reached at all (no DNS, no
+    route, connection refused), switch the Hugging Face libraries to their local cache for this process, as
+    HF_HUB_OFFLINE=1 would: otherwise every file request retries five times with backoff (about 25 s each,
+    close to a minute before a tokenizer's load fails), to end where offline mode starts. Cached models and
+    datasets load either way. True when it switched."""
+    import socket
+    import urllib.parse
+    import urllib.request
+
+    import datasets.config
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    endpoint = urllib.parse.urlsplit(constants.ENDPOINT)
+    proxy = urllib.request.getproxies().get("https")
+    through = urllib.parse.urlsplit(proxy) if proxy and not urllib.request.proxy_bypass(endpoint.hostname) else endpoint
+    port = through.port or (443 if through.scheme == "https" else 80)
+    try:
+        socket.create_connection((through.hostname, port), timeout=3).close()
+        return False
+    except OSError as e:
+        constants.HF_HUB_OFFLINE = True  # read at each request (huggingface_hub.constants.is_offline_mode)
+        datasets.config.HF_HUB_OFFLINE = True
+        what = f"the proxy {through.hostname}:{port}" if through is not endpoint else endpoint.hostname
+        log.info(f"{what} is unreachable ({e.__class__.__name__}): the Hugging Face libraries use their local "
+                 "cache only (as with HF_HUB_OFFLINE=1)")
+        return True
 
 
 @contextmanager
@@ -13,6 +48,8 @@ def quiet_hub():
     import sys
 
     import datasets
+
+    cache_only_when_hub_unreachable()
 
     # transformers: only when already imported (an image dataset never needs it)
     hf_logging = sys.modules["transformers.utils.logging"] if "transformers.utils.logging" in sys.modules else None
