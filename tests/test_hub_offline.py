@@ -4,6 +4,7 @@ of letting every file request retry with backoff (close to a minute before a tok
 from __future__ import annotations
 
 import socket
+from contextlib import contextmanager
 
 import datasets.config
 import pytest
@@ -14,7 +15,7 @@ from dd_runner.data.hub import cache_only_when_hub_unreachable
 
 @pytest.fixture
 def probe(monkeypatch):
-    for var in ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+    for var in ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
@@ -29,6 +30,14 @@ def closed_port() -> int:
         return s.getsockname()[1]  # nothing listens once it is closed: connections are refused
 
 
+@contextmanager
+def listening_port():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        yield server.getsockname()[1]
+
+
 def test_an_unreachable_hub_switches_both_libraries_to_the_cache(probe, caplog):
     probe.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{closed_port()}")
     with caplog.at_level("INFO", logger="dd_runner.data.hub"):
@@ -38,34 +47,24 @@ def test_an_unreachable_hub_switches_both_libraries_to_the_cache(probe, caplog):
 
 
 def test_a_reachable_hub_is_left_online(probe):
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen()
-        probe.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}")
+    with listening_port() as hub:
+        probe.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{hub}")
         assert cache_only_when_hub_unreachable() is False
     assert not constants.is_offline_mode() and not datasets.config.HF_HUB_OFFLINE
 
 
 def test_behind_a_proxy_the_proxy_is_probed(probe, caplog):
-    with socket.socket() as hub:  # the hub itself is reachable; the proxy the libraries go through is not
-        hub.bind(("127.0.0.1", 0))
-        hub.listen()
-        probe.setattr(constants, "ENDPOINT", f"http://localhost:{hub.getsockname()[1]}")
+    with listening_port() as hub:  # the hub itself is reachable; the proxy the libraries go through is not
+        probe.setattr(constants, "ENDPOINT", f"http://localhost:{hub}")
         probe.setenv("HTTPS_PROXY", f"http://127.0.0.1:{closed_port()}")
-        probe.delenv("no_proxy", raising=False)
-        probe.delenv("NO_PROXY", raising=False)
         with caplog.at_level("INFO", logger="dd_runner.data.hub"):
             assert cache_only_when_hub_unreachable() is True
     assert constants.is_offline_mode() and "the proxy 127.0.0.1:" in caplog.text
 
 
 def test_a_reachable_proxy_is_left_to_the_libraries(probe):
-    with socket.socket() as proxy:
-        proxy.bind(("127.0.0.1", 0))
-        proxy.listen()
+    with listening_port() as proxy:
         probe.setattr(constants, "ENDPOINT", f"http://localhost:{closed_port()}")
-        probe.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.getsockname()[1]}")
-        probe.delenv("no_proxy", raising=False)
-        probe.delenv("NO_PROXY", raising=False)
+        probe.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy}")
         assert cache_only_when_hub_unreachable() is False
     assert not constants.is_offline_mode()
