@@ -24,7 +24,11 @@ Sections, each with its own time budget (seconds, full size), run in child proce
   each, captured likewise: seconds per outer iteration, the validation curve, the projected time of the
   full budget;
 - agnews (100): experiment=agnews_maekawa (the slides' setting) on the offline split with the pretrained
-  MiniLM stand-in, random heads, hard labels, 1,200 iterations x 64 articles, 20 unseen heads.
+  MiniLM stand-in, random heads, hard labels, 1,200 iterations x 64 articles, 20 unseen heads;
+- cifar10 (240, only with --only cifar10: a call of its own): the CIFAR-10 presets of distribution, gradient
+  and performance matching at 10 images per class, 20 iterations and one evaluation network each on
+  generated CIFAR-shaped images: seconds per outer iteration and per evaluation network, and the
+  projected time of each preset's budget (scripts/benchmark/cifar_cost.py).
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ NEEDED = {"torch": "torch", "torchvision": "torchvision", "transformers": "trans
 INSTALL = ("make the wheels here with bash ../shared/gpu/wheels.sh, carry .whl, and start the check there with "
            "bash scripts/gpu_check.sh OUT (it installs them and stages this checkout)")
 BUDGETS = {"cuda_tests": 60, "bench": 120, "captured": 60, "mnist_fixed": 75, "mnist_random": 90, "agnews": 100}
+OPTIONAL = {"cifar10": 240}  # only when named in --only: a device call of its own
 TOTAL_BUDGET = 515  # seconds, all sections: a device call of 10 minutes keeps room for start-up and install
 PAPER_ITERATIONS, PAPER_DECAY = 23400, 2340  # Wang et al. 2018's MNIST budget
 
@@ -92,7 +97,7 @@ class Check:
         return "(cuda)" in str(self.record["meta"]["device"])
 
     def section(self, name: str, body) -> None:
-        budget = BUDGETS.get(name, 0) * (4 if self.args.tiny else 1)  # toy sizes on a shared CPU: slack
+        budget = {**BUDGETS, **OPTIONAL}.get(name, 0) * (4 if self.args.tiny else 1)  # toy sizes on a shared CPU: slack
         if not self.args.tiny:  # what earlier sections overran comes out of the later ones
             budget = max(10, min(budget, TOTAL_BUDGET - (time.perf_counter() - self.start)))
         start = time.perf_counter()
@@ -202,6 +207,11 @@ class Check:
                 "max_rel_l2": max((r["rel_l2"] for r in done), default=None),
                 "all_captured": bool(done) and all(r["captured"] for r in done), "headline": headline}
 
+    def cifar10(self, budget) -> dict:
+        from benchmark.cifar_cost import cifar_cost
+
+        return cifar_cost(self.dd_run, self.work, budget, self.args.tiny)
+
     def mnist_fixed(self, budget) -> dict:
         tiny = ["distill.iterations=20", "distill.decay_every=2", "eval.every=5", "distill.batch_size=128"]
         full = [f"distill.iterations={PAPER_ITERATIONS}", f"distill.decay_every={PAPER_DECAY}", "eval.every=468"]
@@ -268,7 +278,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto", help="auto | cuda | cpu")
     parser.add_argument("--work", type=Path, help="directory for the runs and child logs (default: a fresh temporary one)")
     parser.add_argument("--tiny", action="store_true", help="toy sizes (a CPU, CI): every section, a few minutes")
-    parser.add_argument("--only", default=",".join(["imports", *BUDGETS]), help="comma-separated sections")
+    parser.add_argument("--only", default=",".join(["imports", *BUDGETS]), help="comma-separated sections (default: all but cifar10, which needs a device call of its own)")
     parser.add_argument("--pack", nargs="?", const=REPO / ".gpu", type=Path, metavar="DIR",
                         help="instead of checking: put the offline data and the MiniLM stand-in (fp16) into DIR "
                              "(default .gpu, git-ignored) for a GPU machine without network")
@@ -287,7 +297,7 @@ def main() -> None:
     if check.record["sections"]["imports"]["status"] != "ok":
         print(f"gpu_check: {check.record['sections']['imports']['error']}", file=sys.stderr)
         sys.exit(3)
-    for name in BUDGETS:
+    for name in [*BUDGETS, *OPTIONAL]:
         if name in args.only.split(","):
             check.section(name, getattr(check, name))
     print((args.out / "gpu_check.md").read_text())

@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO, SHARED_DATA, shared_data
 
 SECTIONS = ["imports", "cuda_tests", "bench", "captured", "mnist_fixed", "mnist_random", "agnews"]
@@ -66,3 +68,43 @@ def test_pack_carries_data_and_a_half_precision_minilm(tmp_path):
         with safe_open(tmp_path / "gpu/minilm/model.safetensors", "pt") as f:
             assert {str(f.get_slice(k).get_dtype()) for k in f.keys()} <= {"F16", "I64"}
         assert (tmp_path / "gpu/minilm/vocab.txt").read_bytes() == (minilm / "vocab.txt").read_bytes()
+
+
+@pytest.mark.slow
+def test_cifar10_section_runs_each_preset_on_cifar_shaped_images(tmp_path):
+    """--only cifar10 (not in the default check): each CIFAR-10 preset runs end to end on generated 3x32x32
+    images; at toy sizes nothing is projected."""
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "scripts/gpu_check.py", "--out", str(out), "--device", "cpu", "--tiny",
+                           "--only", "imports,cifar10", "--work", str(tmp_path / "work")], cwd=REPO,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=1500)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    section = json.loads((out / "gpu_check.json").read_text())["sections"]["cifar10"]
+    assert section["status"] == "ok" and len(section["runs"]) == 3
+    for preset, run in section["runs"].items():
+        assert run["finished"] and run["distill/iterations"] == 2 and run["distill/seconds_per_iteration"] > 0
+        assert f"experiment={preset}" in run["command"] and "dataset=image_folder" in run["command"]
+        assert run["projected_seconds"] is None
+    log = (tmp_path / "work" / "runs" / "cifar10_distribution_10" / "dd-run.log").read_text()
+    assert "images 3x32x32" in log and "train 320" in log  # 10 classes x 40 images, 80% for training
+
+
+def test_cifar10_projection_is_each_presets_own_budget(tmp_path):
+    sys.path.insert(0, str(REPO / "scripts"))
+    from benchmark.cifar_cost import cifar_cost
+
+    seen = []
+
+    def dd_run(name, overrides, budget):  # the measured figures of a short run, as Check.dd_run reports them
+        seen.append((name, overrides))
+        return {"status": "ok", "distill/seconds_per_iteration": 0.5, "eval/seconds": 3.0}
+
+    section = cifar_cost(dd_run, tmp_path, 90.0, tiny=False, per_class=3)
+    assert [name for name, _ in seen] == ["cifar10_distribution_10", "cifar10_gradient_10", "cifar10_performance_10"]
+    # DM: 20,000 iterations and 20 networks (main_DM.py); DC: 1,000 and 20 (main.py)
+    assert section["runs"]["cifar10_distribution_10"]["projected_seconds"] == 0.5 * 20000 + 3.0 * 20
+    assert section["runs"]["cifar10_gradient_10"]["projected_seconds"] == 0.5 * 1000 + 3.0 * 20
+    folder = tmp_path / "cifar_shaped"
+    assert sorted(p.name for p in folder.iterdir()) == [str(c) for c in range(10)]
+    assert all(len(list((folder / str(c)).glob("*.png"))) == 3 for c in range(10))
+    assert all(f"dataset.root={folder}" in overrides and "distill.iterations=20" in overrides for _, overrides in seen)
