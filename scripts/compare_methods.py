@@ -100,11 +100,13 @@ def cell_budget(cell: Path) -> str:
 
 def write_tables(root: Path, tables, notes) -> None:
     """The console tables as Markdown (table.md) and JSON (table.json) under the comparison's directory."""
+    # a console cell's two lines, one in Markdown and JSON: "91.5 ± 0.1\n733 s" -> "91.5 ± 0.1 (733 s)"
+    tables = [(t, c, [[v.replace("\n", " (") + ")" if "\n" in v else v for v in row] for row in rows])
+              for t, c, rows in tables]
     lines = []
     for title, columns, rows in tables:
         lines += [f"**{title}**", "", "| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-        lines += ["| " + " | ".join(c.replace("\n", " (") + ")" if "\n" in c else c for c in row) + " |"
-                  for row in rows] + [""]  # "91.5 ± 0.1\n733 s" -> "91.5 ± 0.1 (733 s)"
+        lines += ["| " + " | ".join(row) + " |" for row in rows] + [""]
     root.mkdir(parents=True, exist_ok=True)
     (root / "table.md").write_text("\n".join(lines + list(notes)).rstrip() + "\n")
     (root / "table.json").write_text(json.dumps({"tables": [{"title": t, "columns": list(c), "rows": r}
@@ -172,7 +174,7 @@ def main() -> None:
                 start = time.perf_counter()
                 overrides = [*common, *METHODS[name][1], *layout, *budget(name), *extra, "eval.baselines=[]", *args.overrides]
                 m = dd_run([f"model={model}", *overrides], root / f"{model}-ipc{ipc}-{name}", console)
-                cells.append(f"{pct(m, 'test')}\n{m['distill/seconds']:.0f} s")
+                cells.append(f"{pct(m, 'test')}\n{m['distill/seconds']:,.0f} s")
                 protocol = m.get("eval/protocol", protocol)
                 cross_rows.append([model, str(ipc), METHODS[name][0], *(pct(m, f"test/{a}") for a in args.eval_models),
                                    cell_budget(root / f"{model}-ipc{ipc}-{name}"),

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results_render import layout, render, reproduce_rows, what_it_computed  # noqa: E402
+from results_render import LABELS, layout, render, reproduce_rows, what_it_computed  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PAGES = REPO / "docs" / "results"
@@ -108,8 +108,18 @@ def covered(old: dict, new: dict) -> bool:
         return True  # a check is one measurement: the newest is shown whole
     if kind == "reproduce_runs":
         return set(reproduce_rows([{**old, "date": ""}])) <= set(reproduce_rows([{**new, "date": ""}]))
-    keys = {(t["title"], tuple(r[:3])) for t in new["tables"] for r in t["rows"]}
-    return all((t["title"], tuple(r[:3])) in keys for t in old["tables"] for r in t["rows"])
+    return measured_cells(old) <= measured_cells(new)
+
+
+def measured_cells(entry: dict) -> set:
+    """A compare_methods import's cells that hold a figure: (table, the row's labels, column)."""
+    cells = set()
+    for t in entry["tables"]:
+        for values in t["rows"]:
+            named = dict(zip(t["columns"], values))
+            row = tuple(named[c] for c in t["columns"] if c in LABELS)
+            cells |= {(t["title"], row, c) for c, v in named.items() if c not in LABELS and v not in ("-", "")}
+    return cells
 
 
 def import_table(name: str, source: Path, date: str = None) -> None:

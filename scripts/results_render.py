@@ -133,6 +133,7 @@ def render_compare(entries: Sequence[dict]) -> str:
                                          ("_machines", e.get("machine", "-"))):
                         if value not in row[field]:
                             row[field].append(value)
+        columns = [c for c in columns if c in LABELS or any(r.get(c, "-") != "-" for r in rows.values())]  # run
         body = [[*(r.get(c, "-") for c in columns), "; ".join(r["_machines"]), " / ".join(sorted(r["_dates"])),
                  " ".join(f"[{n}]" for n in r["_runs"])] for r in rows.values()]
         out += [f"**{title}**", "", *table([*columns, "machine", "date", "run"], body), ""]

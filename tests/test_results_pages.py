@@ -142,6 +142,20 @@ def test_compare_methods_rows_merge_cell_by_cell_with_every_run_named(docs, tmp_
     assert "protocol: eval.augment=none" in shown(docs)
 
 
+def test_a_compare_import_that_remeasured_every_cell_of_an_older_one_replaces_it(docs, tmp_path):
+    columns = ["model", "ipc", "distribution matching", "random_real"]
+    old = compare_table(tmp_path / "a", columns, [["convnet", "1", "88.3 ± 0.7\n1,675 s", "60.0 ± 1.4"]], "--ipc 1")
+    results_pages.import_table("demo", old, "2026-11-23")
+    only_dm = compare_table(tmp_path / "b", columns, [["convnet", "1", "87.0 ± 0.5\n600 s", "-"]], "--ipc 1 --baselines")
+    results_pages.import_table("demo", only_dm, "2026-12-05")  # random_real is still the older import's alone
+    assert [e["date"] for e in json.loads((docs / "data" / "demo.json").read_text())] == ["2026-11-23", "2026-12-05"]
+    assert "| convnet | 1 | 87.0 ± 0.5 (600 s) | 60.0 ± 1.4 |" in shown(docs)
+    both = compare_table(tmp_path / "c", columns, [["convnet", "1", "86.6 ± 0.7\n568 s", "53.8 ± 1.9"]], "--ipc 1")
+    results_pages.import_table("demo", both, "2026-12-06")
+    assert [e["date"] for e in json.loads((docs / "data" / "demo.json").read_text())] == ["2026-12-06"]
+    assert "| convnet | 1 | 86.6 ± 0.7 (568 s) | 53.8 ± 1.9 | CPU" in shown(docs) and "88.3" not in shown(docs)
+
+
 def test_a_gpu_check_is_shown_whole_with_its_own_date_and_goals(docs, tmp_path):
     sections = {"bench": {"status": "ok", "seconds": 120.4, "figures": {"vmap_speedup_T10_nets32": 15.5},
                           "headline": {"vmap_speedup_T10_nets32": 15.5}},
