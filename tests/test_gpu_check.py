@@ -108,3 +108,13 @@ def test_cifar10_projection_is_each_presets_own_budget(tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == [str(c) for c in range(10)]
     assert all(len(list((folder / str(c)).glob("*.png"))) == 3 for c in range(10))
     assert all(f"dataset.root={folder}" in overrides and "distill.iterations=20" in overrides for _, overrides in seen)
+
+
+def test_the_gpu_check_page_shows_each_sections_budget():
+    sys.path.insert(0, str(REPO / "scripts"))
+    import gpu_check
+
+    page = (REPO / "docs" / "results" / "gpu-check.md").read_text()
+    shown = {line.split("|")[1].strip().split()[0].strip("`"): line.split("|")[2].strip()
+             for line in page.splitlines() if line.startswith("| `")}
+    assert shown == {"imports": "-", **{k: str(v) for k, v in {**gpu_check.BUDGETS, **gpu_check.OPTIONAL}.items()}}
