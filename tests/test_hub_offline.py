@@ -68,3 +68,16 @@ def test_a_reachable_proxy_is_left_to_the_libraries(probe):
         probe.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy}")
         assert cache_only_when_hub_unreachable() is False
     assert not constants.is_offline_mode()
+
+
+def test_only_a_hub_name_checks_the_hub(probe, tmp_path):
+    from dd_runner.data.hub import quiet_hub
+
+    probe.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{closed_port()}")
+    with quiet_hub(tmp_path):  # a local folder (a model, a tokenizer, an image folder): no probe, no log line
+        pass
+    with quiet_hub():
+        pass
+    assert not constants.is_offline_mode() and cache_only_when_hub_unreachable.cache_info().misses == 0
+    with quiet_hub("distilbert-base-uncased"):
+        assert constants.is_offline_mode()

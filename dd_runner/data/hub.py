@@ -43,13 +43,23 @@ def cache_only_when_hub_unreachable() -> bool:
         return True
 
 
+def is_hub_id(source) -> bool:
+    """A name the Hugging Face libraries would look up on the hub: not an existing local path."""
+    from pathlib import Path
+
+    return bool(source) and not Path(str(source)).expanduser().exists()
+
+
 @contextmanager
-def quiet_hub():
+def quiet_hub(source=None):
+    """`source`: the model, tokenizer or dataset about to be loaded; when it names one on the hub (not a
+    local path), the hub's reachability is checked first (cache_only_when_hub_unreachable)."""
     import sys
 
     import datasets
 
-    cache_only_when_hub_unreachable()
+    if is_hub_id(source):
+        cache_only_when_hub_unreachable()
 
     # transformers: only when already imported (an image dataset never needs it)
     hf_logging = sys.modules["transformers.utils.logging"] if "transformers.utils.logging" in sys.modules else None

@@ -126,7 +126,7 @@ def _from_hub(cfg):
                           "dataset.data_files (parquet files) or dataset.hub_name (a Hugging Face dataset id)")
     config = cfg.get("hub_config")
     try:
-        with quiet_hub():
+        with quiet_hub(cfg.hub_name):
             return datasets.load_dataset(cfg.hub_name, config)
     except ValueError as e:  # e.g. "Config name is missing ... pick one among the available configs: [...]"
         raise ConfigError(f"'{cfg.hub_name}' cannot be opened with dataset.hub_config={config} ({_reason(e)})") from None

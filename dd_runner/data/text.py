@@ -34,7 +34,7 @@ def load_tokenizer(model_cfg):
     if not name:
         raise ConfigError(f"model={model_cfg.name} needs model.tokenizer or model.name_or_path (a hub id or a local directory)")
     try:
-        with quiet_hub():
+        with quiet_hub(name):
             tokenizer = AutoTokenizer.from_pretrained(str(name), trust_remote_code=model_cfg.trust_remote_code)
     except (OSError, ValueError) as e:
         raise DataError(f"cannot load the tokenizer '{name}' ({type(e).__name__}; offline?): set model.tokenizer "
@@ -94,7 +94,7 @@ def _load_sources(cfg, wanted: set):
     if not cfg.hub_name:
         raise ConfigError(f"dataset={cfg.name} needs dataset.hub_name or dataset.data_files")
     try:
-        with quiet_hub():
+        with quiet_hub(cfg.hub_name):
             loaded = datasets.load_dataset(cfg.hub_name)
     except (ConnectionError, OSError) as e:
         raise DataError(f"cannot download '{cfg.hub_name}' from the Hugging Face hub ({type(e).__name__}); set "

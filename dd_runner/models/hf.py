@@ -101,11 +101,11 @@ def load_module(model_cfg, tokenizer, task: str, num_labels=None) -> Tuple[Any, 
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     auto = AutoModelForSequenceClassification if task == "classification" else AutoModelForCausalLM
-    with quiet_hub():
+    with quiet_hub(model_cfg.name_or_path):
         config = build_config(model_cfg, tokenizer, num_labels)
     kwargs = dict(attn_implementation="eager", trust_remote_code=model_cfg.trust_remote_code)
     load_kwargs = dict(dtype=torch.float32)  # parameters stay fp32 whatever the checkpoint stores (AMP autocasts)
-    with quiet_hub():
+    with quiet_hub(model_cfg.name_or_path):
         if not model_cfg.pretrained:
             module = auto.from_config(config, **kwargs)
             return module, {n for n, _ in module.named_parameters()}
